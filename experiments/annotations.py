@@ -1,0 +1,201 @@
+"""Annotation records → gold labels.
+
+Annotations are append-only JSON Lines, one file per annotator in
+``data/annotations/``. A later record by the same annotator for the same
+paragraph supersedes an earlier one (a correction is a new record, never an
+edit). ``derive_gold`` turns the records into ``data/gold.jsonl``:
+
+- one annotator, or several who agree: their labels are gold;
+- annotators who disagree: an adjudication record in
+  ``data/adjudications.jsonl`` decides; without one the paragraph is left out
+  and reported;
+- a record whose text hash no longer matches the paragraph (the paragraph
+  changed) is reported as stale and not used.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from experiments import paths
+from experiments.codebook import Codebook
+from experiments.errors import UserError
+from experiments.io import read_jsonl, write_jsonl_atomic
+
+
+class Annotation(BaseModel):
+    """One decision by one annotator about one paragraph."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paragraph_id: str
+    hash: str
+    annotator: str
+    stance: str
+    frames: list[str]
+    rationale: str = ""
+    note: str = ""
+    timestamp: str
+
+
+class Adjudication(BaseModel):
+    """The decision that settles annotators' disagreement about a paragraph."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paragraph_id: str
+    hash: str
+    adjudicator: str
+    stance: str
+    frames: list[str]
+    reason: str
+    timestamp: str
+
+
+@dataclass
+class GoldReport:
+    """What ``derive_gold`` found: gold records and everything it did not use."""
+
+    gold: list[dict[str, Any]] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)
+    unlabelled: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"{len(self.gold)} gold paragraphs"]
+        if self.unlabelled:
+            out.append(f"{len(self.unlabelled)} paragraphs have no annotation yet")
+        if self.stale:
+            out.append(
+                f"{len(self.stale)} stale annotation(s) ignored, the paragraph text changed since: "
+                + "; ".join(self.stale[:5])
+                + (" ..." if len(self.stale) > 5 else "")
+            )
+        if self.unresolved:
+            out.append(
+                f"{len(self.unresolved)} disagreement(s) without adjudication left out of gold: "
+                + ", ".join(self.unresolved[:10])
+            )
+        return out
+
+
+def load_paragraphs(path: Path = paths.PARAGRAPHS) -> dict[str, dict[str, Any]]:
+    if not path.exists():
+        raise UserError(f"{path}: not found; run `python -m experiments corpus` first")
+    return {record["id"]: record for _, record in read_jsonl(path)}
+
+
+def _check_labels(where: str, stance: str, frames: list[str], codebook: Codebook) -> None:
+    if stance not in codebook.stance_labels:
+        raise UserError(f"{where}: unknown stance {stance!r}; use one of {', '.join(codebook.stance_labels)}")
+    for frame in frames:
+        if frame not in codebook.frame_labels:
+            raise UserError(f"{where}: unknown frame {frame!r}; use any of {', '.join(codebook.frame_labels)}")
+
+
+def _read_records(path: Path, model: type[BaseModel], paragraphs: dict, codebook: Codebook) -> list[tuple[str, Any]]:
+    """Validated records of one file, each with its ``file:line`` for messages."""
+    out = []
+    for lineno, raw in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        try:
+            record = model.model_validate(raw)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = ".".join(str(p) for p in error["loc"])
+            problem = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            raise UserError(f"{where}: {key}: {problem}") from None
+        if record.paragraph_id not in paragraphs:
+            raise UserError(
+                f"{where}: paragraph id {record.paragraph_id!r} does not exist in {paths.PARAGRAPHS.name}; "
+                "fix the id or run `python -m experiments corpus`"
+            )
+        _check_labels(where, record.stance, record.frames, codebook)
+        out.append((where, record))
+    return out
+
+
+def annotation_files(directory: Path = paths.ANNOTATIONS) -> list[Path]:
+    return sorted(directory.glob("*.jsonl")) if directory.exists() else []
+
+
+def derive_gold(
+    codebook: Codebook,
+    paragraphs: dict[str, dict[str, Any]],
+    annotations_dir: Path = paths.ANNOTATIONS,
+    adjudications: Path = paths.ADJUDICATIONS,
+) -> GoldReport:
+    """Combine every annotator's latest valid record (and adjudications) into gold labels."""
+    report = GoldReport()
+    latest: dict[str, dict[str, Annotation]] = defaultdict(dict)
+    for path in annotation_files(annotations_dir):
+        for where, record in _read_records(path, Annotation, paragraphs, codebook):
+            if record.hash != paragraphs[record.paragraph_id]["hash"]:
+                report.stale.append(f"{where} ({record.paragraph_id})")
+                continue
+            latest[record.paragraph_id][record.annotator] = record
+    decided: dict[str, Adjudication] = {}
+    if adjudications.exists():
+        for where, record in _read_records(adjudications, Adjudication, paragraphs, codebook):
+            if record.hash != paragraphs[record.paragraph_id]["hash"]:
+                report.stale.append(f"{where} ({record.paragraph_id})")
+                continue
+            decided[record.paragraph_id] = record
+
+    frame_order = {name: i for i, name in enumerate(codebook.frame_labels)}
+    for pid, paragraph in paragraphs.items():
+        by_annotator = latest.get(pid, {})
+        if pid in decided:
+            final, source = decided[pid], "adjudicated"
+        elif not by_annotator:
+            report.unlabelled.append(pid)
+            continue
+        else:
+            decisions = {(r.stance, tuple(sorted(r.frames))) for r in by_annotator.values()}
+            if len(decisions) > 1:
+                report.unresolved.append(pid)
+                continue
+            final = next(iter(by_annotator.values()))
+            source = "single" if len(by_annotator) == 1 else "agreed"
+        report.gold.append(
+            {
+                "id": pid,
+                "doc_id": paragraph["doc_id"],
+                "kind": paragraph["kind"],
+                "text": paragraph["text"],
+                "hash": paragraph["hash"],
+                "stance": final.stance,
+                "frames": sorted(set(final.frames), key=frame_order.__getitem__),
+                "annotators": sorted(by_annotator),
+                "source": source,
+            }
+        )
+    return report
+
+
+def write_gold(report: GoldReport, out: Path = paths.GOLD) -> Path:
+    write_jsonl_atomic(out, report.gold)
+    return out
+
+
+def label_stats(gold: list[dict[str, Any]], codebook: Codebook) -> str:
+    """Label distribution per document and overall, as a plain-text table."""
+    docs = sorted({g["doc_id"] for g in gold}, key=[g["doc_id"] for g in gold].index)
+    columns = [*codebook.stance_labels, *codebook.frame_labels]
+    rows = []
+    for doc in [*docs, "ALL"]:
+        items = [g for g in gold if doc in ("ALL", g["doc_id"])]
+        counts = Counter(g["stance"] for g in items)
+        counts.update(f for g in items for f in g["frames"])
+        rows.append([doc, str(len(items)), *(str(counts[c]) for c in columns)])
+    header = ["document", "n", *columns]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    rule = "-" * len(fmt(header))
+    lines = ["stance: " + ", ".join(codebook.stance_labels) + " | frames: " + ", ".join(codebook.frame_labels)]
+    return "\n".join([*lines, fmt(header), rule, *map(fmt, rows[:-1]), rule, fmt(rows[-1])])

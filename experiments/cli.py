@@ -1,0 +1,127 @@
+"""``python -m experiments <verb>``: a thin shell over the package's functions.
+
+Each verb parses its arguments and calls one importable function. A
+``UserError`` is printed as one line on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from experiments import paths
+from experiments.errors import UserError
+
+
+def cmd_corpus(args: argparse.Namespace) -> None:
+    from experiments.annotations import derive_gold, label_stats, load_paragraphs, write_gold
+    from experiments.codebook import load_codebook
+    from experiments.corpus import build_corpus
+
+    if not args.stats:
+        records = build_corpus(paths.SEEDS, paths.PARAGRAPHS)
+        docs = len({r["doc_id"] for r in records})
+        print(f"{len(records)} paragraphs from {docs} documents -> {_rel(paths.PARAGRAPHS)}")
+    codebook = load_codebook()
+    report = derive_gold(codebook, load_paragraphs())
+    if not args.stats:
+        write_gold(report)
+        print(f"gold labels -> {_rel(paths.GOLD)}")
+    for line in report.lines():
+        print(line)
+    if args.stats:
+        print(label_stats(report.gold, codebook))
+
+
+def cmd_codebook(args: argparse.Namespace) -> None:
+    from experiments.codebook import load_codebook, render_markdown, write_markdown
+
+    if args.check:
+        current = paths.CODEBOOK_MD.read_text(encoding="utf-8") if paths.CODEBOOK_MD.exists() else ""
+        if current != render_markdown(load_codebook()):
+            raise UserError(f"{_rel(paths.CODEBOOK_MD)} is out of date with {_rel(paths.CODEBOOK)}; run `python -m experiments codebook`")
+        print(f"{_rel(paths.CODEBOOK_MD)} is up to date")
+        return
+    print(f"codebook -> {_rel(write_markdown())}")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from experiments.run import run_experiment
+
+    run_dir = run_experiment(args.config, args.set or (), results=Path(args.results),
+                             progress=not args.no_progress and sys.stderr.isatty())
+    print(_rel(run_dir))
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    from experiments.plots import draw_plots
+
+    for run_dir in args.run_dirs:
+        for path in draw_plots(Path(run_dir)):
+            print(_rel(path))
+
+
+def cmd_table(args: argparse.Namespace) -> None:
+    from experiments.report import latest_runs, results_table, update_readme
+
+    runs = [Path(r) for r in args.run_dirs] or latest_runs(Path(args.results), tuple(args.configs))
+    if not runs:
+        raise UserError(f"{args.results}: no finished runs; run `python -m experiments run CONFIG` first")
+    table = results_table(runs)
+    if args.readme:
+        print(f"results table -> {_rel(update_readme(table))}")
+    else:
+        print(table)
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__.splitlines()[0])
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = verbs.add_parser("corpus", help="segment seeds/ into data/paragraphs.jsonl and derive data/gold.jsonl")
+    p.add_argument("--stats", action="store_true", help="only print the gold label distribution per document")
+    p.set_defaults(func=cmd_corpus)
+
+    p = verbs.add_parser("codebook", help="render configs/codebook.yaml as data/CODEBOOK.md")
+    p.add_argument("--check", action="store_true", help="fail if data/CODEBOOK.md is out of date")
+    p.set_defaults(func=cmd_codebook)
+
+    p = verbs.add_parser("run", help="run an experiment config; prints the run directory last")
+    p.add_argument("config", type=Path, help="a YAML file in configs/")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. models.0.params.C=0.5")
+    p.add_argument("--results", default=str(paths.RESULTS), help="where run directories go (default: results/)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_run)
+
+    p = verbs.add_parser("plot", help="redraw the plots of run directories from their saved predictions")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.set_defaults(func=cmd_plot)
+
+    p = verbs.add_parser("table", help="print the results table of runs (default: newest run of each config)")
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
+    p.add_argument("--config", dest="configs", action="append", default=[], help="newest run of this config (repeatable)")
+    p.add_argument("--results", default=str(paths.RESULTS))
+    p.add_argument("--readme", action="store_true", help="write the table into README.md between its markers")
+    p.set_defaults(func=cmd_table)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing was written for the unfinished step", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,277 @@
+"""Seed documents → paragraphs.
+
+``segment_text`` turns one document into paragraph records; ``build_corpus``
+does it for every document in ``seeds/`` and writes ``data/paragraphs.jsonl``.
+The rules are generic (they describe web-page boilerplate, not the lines of
+particular files), deterministic and idempotent: segmenting the same bytes
+twice gives the same records, and a paragraph's text is only
+whitespace-normalised.
+
+>>> [p["text"] for p in segment_text("Home News Big Story\\n\\nBig Story\\n\\nIt rained.\\nLeave a Reply", "d")]
+['Big Story', 'It rained.']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from experiments import paths
+from experiments.errors import UserError
+from experiments.io import write_jsonl_atomic
+
+DOCUMENT_SUFFIXES = (".txt", ".md")
+
+# A headline or teaser title is short and does not end like a sentence.
+MAX_TITLE_WORDS = 30
+
+_SENTENCE_END = re.compile(r"[.!?…:;][\"'”’)\]]*$")
+_MONTH = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
+    r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
+)
+_WEEKDAY = r"(?:(?:Mon|Tues?|Wed(?:nes)?|Thu(?:rs)?|Fri|Sat(?:ur)?|Sun)(?:day)?\.?,?\s+)?"
+_DAY = r"\d{1,2}(?:st|nd|rd|th)?"
+_TIME = r"(?:,?\s+(?:at\s+)?\d{1,2}:\d{2}(?:\s*[ap]\.?m\.?)?(?:\s+[A-Z]{2,4})?)?"
+_STANDALONE_DATE = re.compile(
+    rf"^{_WEEKDAY}(?:{_MONTH}\s+{_DAY},?\s+\d{{4}}|{_DAY}\s+{_MONTH},?\s+\d{{4}}"
+    rf"|\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}[./]\d{{1,2}}[./]\d{{2,4}}){_TIME}$",
+    re.IGNORECASE,
+)
+# Interface text of web pages and of comment sections.
+_PAGE_FURNITURE = re.compile(
+    r"^(?:exit mobile version|skip to (?:main )?content|toggle navigation|advertisement|sponsored"
+    r"|(?:share|tweet|print|email)(?: this(?: article| story| post)?)?:?"
+    r"|leave a (?:reply|comment)|cancel reply|(?:post|submit) comment"
+    r"|your email address will not be published\b.*|required fields are marked\b.*"
+    r"|save my name, email, and website\b.*"
+    r"|(?:no|\d+) comments?(?: yet)?|comments? \(\d+\)|be the first to comment\.?)$",
+    re.IGNORECASE,
+)
+# Headings that introduce a list of other articles' titles.
+_TEASER_HEADING = re.compile(
+    r"^(?:more from (?:the )?author|more stories|related(?: posts| articles| stories)?"
+    r"|you (?:may|might) also like|recommended(?: for you)?|read (?:more|next|also)"
+    r"|most (?:read|popular)|latest (?:news|posts|stories)|trending(?: now)?)$",
+    re.IGNORECASE,
+)
+_CRUMB_ROOT = re.compile(r"^Home(?=[A-Z\s»›>/|])")
+_CRUMB_SEPARATOR = re.compile(r"\s[»›>/|]\s")
+
+
+@dataclass(frozen=True)
+class Document:
+    """One seed document as described by the manifest (or by its file name)."""
+
+    id: str
+    file: str
+    title: str | None = None
+    author: str | None = None
+    date: str | None = None
+    genre: str | None = None
+
+
+def normalize_whitespace(text: str) -> str:
+    """Collapse every run of Unicode whitespace (no-break spaces included) to one space.
+
+    >>> normalize_whitespace("  a\\u00a0\\u00a0b\\tc ")
+    'a b c'
+    """
+    return " ".join(text.split())
+
+
+def text_hash(text: str) -> str:
+    """The 16-hex-digit SHA-256 prefix that annotations use to pin a paragraph's text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def ends_like_sentence(text: str) -> bool:
+    """True when ``text`` ends with sentence punctuation, optionally inside closing quotes."""
+    return bool(_SENTENCE_END.search(text))
+
+
+def is_title_like(text: str) -> bool:
+    return len(text.split()) <= MAX_TITLE_WORDS and not ends_like_sentence(text)
+
+
+def boilerplate_reason(text: str, later: list[str]) -> str | None:
+    """Why a (whitespace-normalised) line is page boilerplate, or None when it is content.
+
+    ``later`` holds the lines that follow it in the document; a breadcrumb
+    trail is recognised because it ends with the page title printed below it.
+
+    - ``furniture``: interface text such as "Exit mobile version", a comment
+      form ("Leave a Reply", "Your email address will not be published") or
+      an empty comment counter ("No comments yet", "0 Comments");
+    - ``date``: a date standing alone ("Wednesday, April 17, 2024");
+    - ``breadcrumb``: a navigation trail starting at "Home" and ending with the
+      title, or joined by separators such as "»";
+    - ``teaser_heading``: a heading such as "More From Author" that introduces
+      other articles' titles (``segment_text`` drops the titles after it).
+    """
+    if _PAGE_FURNITURE.match(text):
+        return "furniture"
+    if _STANDALONE_DATE.match(text):
+        return "date"
+    if _TEASER_HEADING.match(text):
+        return "teaser_heading"
+    if _CRUMB_ROOT.match(text) and not ends_like_sentence(text):
+        if _CRUMB_SEPARATOR.search(text) or any(
+            len(other) < len(text) and text.endswith(other) for other in later
+        ):
+            return "breadcrumb"
+    return None
+
+
+def split_paragraphs(raw: str) -> list[tuple[int, str]]:
+    """Split a document into ``(line_number, text)`` paragraphs, before any filtering.
+
+    Blank lines separate blocks. Inside a block each line is its own
+    paragraph, except that a hard-wrapped line (the previous one does not end
+    a sentence and this one starts in lower case) is joined to the previous.
+    """
+    paragraphs: list[tuple[int, str]] = []
+    previous_blank = True
+    for lineno, line in enumerate(raw.splitlines(), start=1):
+        text = normalize_whitespace(line)
+        if not text:
+            previous_blank = True
+            continue
+        if (
+            paragraphs
+            and not previous_blank
+            and text[0].islower()
+            and not ends_like_sentence(paragraphs[-1][1])
+        ):
+            start, before = paragraphs[-1]
+            paragraphs[-1] = (start, f"{before} {text}")
+        else:
+            paragraphs.append((lineno, text))
+        previous_blank = False
+    return paragraphs
+
+
+def segment_text(raw: str, doc_id: str) -> list[dict[str, Any]]:
+    """Segment one document's text into paragraph records, dropping boilerplate.
+
+    Each record has ``id`` (``<doc_id>-<ordinal>``), ``doc_id``, ``position``
+    (1-based among kept paragraphs), ``line`` (where it starts in the file),
+    ``kind`` (``headline`` for the title-like lines before the first body
+    paragraph, else ``body``), ``text``, ``hash`` and ``n_words``. A paragraph
+    repeating an earlier one of the same document (a title printed twice) is
+    dropped.
+    """
+    candidates = split_paragraphs(raw)
+    texts = [text for _, text in candidates]
+    kept: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    in_teasers = False
+    for index, (lineno, text) in enumerate(candidates):
+        reason = boilerplate_reason(text, texts[index + 1 :])
+        if reason == "teaser_heading":
+            in_teasers = True
+            continue
+        if in_teasers:
+            if reason is None and not is_title_like(text):
+                in_teasers = False
+            else:
+                continue
+        if reason is not None or text in seen:
+            continue
+        seen.add(text)
+        kept.append((lineno, text))
+
+    records = []
+    in_body = False
+    for position, (lineno, text) in enumerate(kept, start=1):
+        in_body = in_body or not is_title_like(text)
+        records.append(
+            {
+                "id": f"{doc_id}-{position:03d}",
+                "doc_id": doc_id,
+                "position": position,
+                "line": lineno,
+                "kind": "body" if in_body else "headline",
+                "text": text,
+                "hash": text_hash(text),
+                "n_words": len(text.split()),
+            }
+        )
+    return records
+
+
+def read_document(path: Path) -> str:
+    """Read a document as UTF-8 text, refusing binary, non-UTF-8 or empty files."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the file ({exc.strerror}); check it exists and is readable") from None
+    if b"\x00" in data:
+        raise UserError(f"{path}: not a text document (it contains NUL bytes); remove it from {path.parent}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "convert it to UTF-8, e.g. with iconv"
+        ) from None
+    if not text.strip():
+        raise UserError(f"{path}: the document is empty; add its text or remove the file")
+    return text
+
+
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def load_documents(seeds_dir: Path = paths.SEEDS) -> list[Document]:
+    """Every document file in ``seeds_dir``, described by the manifest where it lists the file.
+
+    A file the manifest does not list is still included, with an id derived
+    from its file name, so a new document can simply be dropped in.
+    """
+    manifest_path = seeds_dir / "manifest.yaml"
+    listed: dict[str, Document] = {}
+    if manifest_path.exists():
+        try:
+            manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"{manifest_path}: not valid YAML ({exc}); fix the file") from None
+        for i, entry in enumerate(manifest.get("documents") or []):
+            try:
+                doc = Document(**{k: (None if v is None else str(v)) for k, v in entry.items()})
+            except TypeError as exc:
+                raise UserError(f"{manifest_path}: documents.{i}: {exc}; allowed keys are id, file, title, author, date, genre") from None
+            if doc.file in listed:
+                raise UserError(f"{manifest_path}: documents.{i}: file {doc.file!r} is listed twice")
+            if not (seeds_dir / doc.file).exists():
+                raise UserError(f"{manifest_path}: documents.{i}: file {doc.file!r} is not in {seeds_dir}")
+            listed[doc.file] = doc
+    documents = []
+    ids: set[str] = set()
+    for path in sorted(p for p in seeds_dir.iterdir() if p.suffix.lower() in DOCUMENT_SUFFIXES):
+        doc = listed.get(path.name) or Document(id=_SLUG.sub("_", path.stem.lower()).strip("_"), file=path.name)
+        if doc.id in ids:
+            raise UserError(f"{manifest_path}: document id {doc.id!r} is used twice; give each document its own id")
+        ids.add(doc.id)
+        documents.append(doc)
+    if not documents:
+        raise UserError(f"{seeds_dir}: no .txt or .md documents found")
+    return documents
+
+
+def build_corpus(seeds_dir: Path = paths.SEEDS, out: Path = paths.PARAGRAPHS) -> list[dict[str, Any]]:
+    """Segment every seed document and write the paragraphs as JSON Lines.
+
+    Every document is read and checked before anything is written, so one bad
+    file leaves the previous ``paragraphs.jsonl`` untouched.
+    """
+    records: list[dict[str, Any]] = []
+    for doc in load_documents(seeds_dir):
+        records.extend(segment_text(read_document(seeds_dir / doc.file), doc.id))
+    write_jsonl_atomic(out, records)
+    return records

@@ -1,0 +1,130 @@
+"""Labelled data for a task: data sources, label encoding and fingerprints.
+
+A data source is a function registered under a name (``data.source`` in a
+config) that returns a ``datasets.Dataset`` with the columns ``id``,
+``doc_id``, ``text``, ``hash``, ``stance`` and ``frames``. The shipped source
+``gold`` derives the seed gold labels from the annotation records; later
+sources (imported tables) plug in the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Callable
+
+import datasets
+import numpy as np
+
+from experiments import paths
+from experiments.annotations import derive_gold, load_paragraphs
+from experiments.codebook import Codebook
+from experiments.config import Config
+from experiments.errors import UserError
+
+# Row counts are printed by the CLI; datasets' own per-call progress bars only add noise.
+datasets.disable_progress_bars()
+
+DataSource = Callable[[Codebook], tuple[datasets.Dataset, list[str]]]
+DATA_SOURCES: dict[str, DataSource] = {}
+
+
+def data_source(name: str) -> Callable[[DataSource], DataSource]:
+    def register(func: DataSource) -> DataSource:
+        DATA_SOURCES[name] = func
+        return func
+
+    return register
+
+
+@data_source("gold")
+def gold_source(codebook: Codebook) -> tuple[datasets.Dataset, list[str]]:
+    """The seed gold labels, derived from ``data/annotations`` as ``derive_gold`` does."""
+    report = derive_gold(codebook, load_paragraphs(paths.PARAGRAPHS))
+    if not report.gold:
+        raise UserError(f"{paths.ANNOTATIONS}: no gold labels; annotate paragraphs first (see README)")
+    return datasets.Dataset.from_list(report.gold), report.lines()[1:]
+
+
+@dataclass
+class TaskData:
+    """Texts and encoded labels for one task, ready for scikit-learn style models.
+
+    ``y`` holds class indices into ``labels`` for stance and a 0/1 matrix with
+    one column per label for frames.
+    """
+
+    task: str
+    labels: list[str]
+    ids: list[str]
+    texts: list[str]
+    doc_ids: np.ndarray
+    hashes: list[str]
+    y: np.ndarray
+    columns: dict[str, list] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    @property
+    def multilabel(self) -> bool:
+        return self.y.ndim == 2
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def decode(self, row: np.ndarray | int) -> str | list[str]:
+        """Class index (stance) or 0/1 row (frames) back to label names."""
+        if self.multilabel:
+            return [self.labels[j] for j in np.flatnonzero(row)]
+        return self.labels[int(row)]
+
+
+def fingerprint(records: list[dict], codebook_version: str) -> str:
+    """A hash of the texts, the gold labels and the codebook version: it changes when any of them does."""
+    digest = hashlib.sha256(codebook_version.encode())
+    for r in sorted(records, key=lambda r: r["id"]):
+        digest.update(json.dumps([r["id"], r["hash"], r["stance"], sorted(r["frames"])]).encode())
+    return digest.hexdigest()[:16]
+
+
+def load_dataset(config: Config, codebook: Codebook) -> tuple[datasets.Dataset, list[str], str]:
+    """The config's data source, filtered to its paragraph kinds, with notes and fingerprint."""
+    if config.data.source not in DATA_SOURCES:
+        raise UserError(
+            f"data.source: unknown data source {config.data.source!r}; "
+            f"available: {', '.join(sorted(DATA_SOURCES))}"
+        )
+    dataset, notes = DATA_SOURCES[config.data.source](codebook)
+    if "kind" in dataset.column_names:
+        kinds = set(config.data.kinds)
+        dataset = dataset.filter(lambda row: row["kind"] in kinds)
+    if len(dataset) == 0:
+        raise UserError(f"data: no paragraphs of kind {config.data.kinds} in source {config.data.source!r}")
+    return dataset, notes, fingerprint(dataset.to_list(), codebook.version)
+
+
+def task_data(dataset: datasets.Dataset, task: str, config: Config, codebook: Codebook, fp: str) -> TaskData:
+    """Encode one task's labels from a dataset."""
+    columns = dataset.to_dict()
+    if task == "stance":
+        labels = list(codebook.stance_labels)
+        index = {name: i for i, name in enumerate(labels)}
+        y = np.array([index[s] for s in columns["stance"]], dtype=int)
+    else:
+        generic = config.frame_level == "generic"
+        labels = list(codebook.generic_labels if generic else codebook.frame_labels)
+        y = np.zeros((len(dataset), len(labels)), dtype=int)
+        for i, frames in enumerate(columns["frames"]):
+            for frame in codebook.to_generic(frames) if generic else frames:
+                y[i, labels.index(frame)] = 1
+    return TaskData(
+        task=task,
+        labels=labels,
+        ids=list(columns["id"]),
+        texts=list(columns["text"]),
+        doc_ids=np.array(columns["doc_id"]),
+        hashes=list(columns["hash"]),
+        y=y,
+        columns=columns,
+        fingerprint=fp,
+    )

@@ -1,0 +1,62 @@
+"""Small file helpers: JSON Lines reading and all-or-nothing writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from experiments.errors import UserError
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, record)`` for each non-blank line of ``path``."""
+    try:
+        handle = open(path, encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    with handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}:{lineno}: not valid JSON ({exc.msg}); fix or remove that line") from None
+            if not isinstance(record, dict):
+                raise UserError(f"{path}:{lineno}: expected a JSON object per line")
+            yield lineno, record
+
+
+def dumps(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False, sort_keys=False)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl_atomic(path: Path, records: Iterable[dict]) -> None:
+    write_text_atomic(path, "".join(dumps(r) + "\n" for r in records))
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    """Append one record and flush it to disk before returning (annotation files are append-only)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(dumps(record) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
