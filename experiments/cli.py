@@ -75,6 +75,20 @@ def cmd_table(args: argparse.Namespace) -> None:
         print(table)
 
 
+def cmd_models(args: argparse.Namespace) -> None:
+    import inspect
+
+    from experiments.models import REGISTRY, resolve
+
+    resolve("majority")  # loads every model family
+    for key, entry in sorted(REGISTRY.items()):
+        params = [f"{p.name}={p.default!r}" for p in inspect.signature(entry.factory).parameters.values() if p.name != "seed"]
+        summary = (inspect.getdoc(entry.factory) or "").splitlines()[0]
+        print(f"{key:<20} {summary}")
+        if params:
+            print(f"{'':<20} params: {', '.join(params)}")
+
+
 def _rel(path: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(Path.cwd()))
@@ -100,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default=str(paths.RESULTS), help="where run directories go (default: results/)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_run)
+
+    p = verbs.add_parser("models", help="list the registered models and their parameters")
+    p.set_defaults(func=cmd_models)
 
     p = verbs.add_parser("plot", help="redraw the plots of run directories from their saved predictions")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
