@@ -156,7 +156,7 @@ def derive_gold(
             report.unlabelled.append(pid)
             continue
         else:
-            decisions = {(r.stance, tuple(sorted(r.frames))) for r in by_annotator.values()}
+            decisions = {(r.stance, frozenset(r.frames)) for r in by_annotator.values()}
             if len(decisions) > 1:
                 report.unresolved.append(pid)
                 continue

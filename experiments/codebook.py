@@ -9,11 +9,11 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from experiments import paths
 from experiments.errors import UserError
+from experiments.io import read_yaml, write_text_atomic
 
 STANCE_LABELS = ("favor", "against", "neutral", "none")
 
@@ -130,12 +130,7 @@ class Codebook(_Strict):
 
 def load_codebook(path: Path = paths.CODEBOOK) -> Codebook:
     """Load and validate the codebook; a problem is a ``UserError`` naming the key path."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: codebook not found") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({exc}); fix the file") from None
+    raw = read_yaml(path, "codebook", "the codebook lives in configs/codebook.yaml")
     try:
         return Codebook.model_validate(raw)
     except ValidationError as exc:
@@ -223,7 +218,5 @@ def _rules(rules: list[Rule]) -> list[str]:
 
 
 def write_markdown(codebook_path: Path = paths.CODEBOOK, out: Path = paths.CODEBOOK_MD) -> Path:
-    from experiments.io import write_text_atomic
-
     write_text_atomic(out, render_markdown(load_codebook(codebook_path)))
     return out

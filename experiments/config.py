@@ -9,6 +9,7 @@ file, the key path and the valid choices.
 from __future__ import annotations
 
 import copy
+import os
 import types
 import typing
 from pathlib import Path
@@ -18,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from experiments.errors import UserError
+from experiments.io import read_yaml
 
 Task = Literal["stance", "frames"]
 
@@ -67,7 +69,7 @@ class ModelConfig(_Strict):
 class Config(_Strict):
     """A whole experiment. See ``configs/base.yaml`` for every key with a comment."""
 
-    name: str
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     description: str = ""
     tasks: list[Task] = Field(min_length=1)
     frame_level: Literal["project", "generic"] = "project"
@@ -105,16 +107,8 @@ def _deep_merge(base: dict, over: dict) -> dict:
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: config not found; the shipped configs are in configs/") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise UserError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
+    path = Path(os.path.relpath(path)) if path.is_relative_to(Path.cwd()) else path
+    raw = read_yaml(path, "config", "the shipped configs are in configs/")
     if raw is None:
         return {}
     if not isinstance(raw, dict):

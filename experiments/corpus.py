@@ -19,11 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from experiments import paths
 from experiments.errors import UserError
-from experiments.io import write_jsonl_atomic
+from experiments.io import read_yaml, write_jsonl_atomic
 
 DOCUMENT_SUFFIXES = (".txt", ".md")
 
@@ -237,10 +235,9 @@ def load_documents(seeds_dir: Path = paths.SEEDS) -> list[Document]:
     manifest_path = seeds_dir / "manifest.yaml"
     listed: dict[str, Document] = {}
     if manifest_path.exists():
-        try:
-            manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"{manifest_path}: not valid YAML ({exc}); fix the file") from None
+        manifest = read_yaml(manifest_path) or {}
+        if not isinstance(manifest, dict):
+            raise UserError(f"{manifest_path}: expected a mapping with a 'documents' list")
         for i, entry in enumerate(manifest.get("documents") or []):
             try:
                 doc = Document(**{k: (None if v is None else str(v)) for k, v in entry.items()})

@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.dummy import DummyClassifier
 from sklearn.exceptions import ConvergenceWarning
 from tqdm.auto import tqdm
 
@@ -54,6 +55,10 @@ def evaluate_task(data: TaskData, config: Config, progress: bool = True) -> Task
         for spec in config.models:
             start = time.perf_counter()
             model = build_model(spec.name, data.task, config.seed + fold.repeat, spec.params, config.min_train_positives)
+            if not data.multilabel and len(np.unique(data.y[fold.train])) < 2:
+                # No classifier can learn from one class; predict it, and report the fold.
+                model = DummyClassifier(strategy="most_frequent")
+                degenerate[spec.display]["(single-class training part)"] += 1
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 model.fit(x_train, data.y[fold.train])

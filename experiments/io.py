@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import yaml
+
 from experiments.errors import UserError
 
 
@@ -60,3 +62,20 @@ def append_jsonl(path: Path, record: dict) -> None:
         handle.write(dumps(record) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def read_yaml(path: Path, what: str = "file", missing_hint: str = "check the path") -> object:
+    """Parse a YAML file; a missing file or a syntax error is a one-line ``UserError`` with the line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: {what} not found; {missing_hint}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{path}{where}: not valid YAML ({problem}); fix the syntax") from None

@@ -127,7 +127,8 @@ def summarize(
     """
     scorer = SCORERS[task]
     n = len(pooled[0][0])
-    point = {k: np.mean([scorer(g, p, labels, subset, np.ones((1, n)))[k][0] for g, p in pooled]) for k in _keys(task, labels)}
+    plain = [scorer(g, p, labels, subset, np.ones((1, n))) for g, p in pooled]
+    point = {k: _nanmean(np.array([s[k][0] for s in plain]), axis=0) for k in _keys(task, labels)}
     per_fold = [scorer(g, p, labels, subset, np.ones((1, len(g)))) for g, p in folds]
     draws: dict[str, list[np.ndarray]] = {k: [] for k in point}
     for W in bootstrap_weights(n, resamples, seed):

@@ -107,7 +107,7 @@ def predefined_split(data: TaskData, spec: ProtocolConfig, seed: int) -> Iterato
     if spec.split_column not in data.columns:
         raise UserError(f"protocol.split_column: {spec.split_column!r} is not a column of the data")
     split = np.array(data.columns[spec.split_column])
-    unknown = sorted(set(split) - {"train", "dev", "test"})
+    unknown = sorted({str(v) for v in split} - {"train", "dev", "test"})
     if unknown:
         raise UserError(f"protocol.split_column: values must be train, dev or test, found {unknown}")
     train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")

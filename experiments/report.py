@@ -91,9 +91,9 @@ def summary_markdown(run_dir: Path) -> str:
         for model, result in info["models"].items():
             cells = [fmt(e["f1"]) if e["estimable"] else "not estimable" for e in map(result["per_label"].get, labels)]
             lines.append("| " + " | ".join([model, *cells]) + " |")
-        if info.get("degenerate_frames"):
-            lines += ["", "Frames too rare to learn in some training folds (predicted at their training prevalence):", ""]
-            for model, frames in info["degenerate_frames"].items():
+        if info.get("degenerate"):
+            lines += ["", "Labels too rare to learn in some training folds (predicted at their training prevalence):", ""]
+            for model, frames in info["degenerate"].items():
                 lines.append(f"- {model}: " + ", ".join(f"{f} in {n} of {info['folds']} folds" for f, n in frames.items()))
         lines += ["", "Plots:", ""]
         lines += [f"- [model comparison](plots/{task}/model_comparison.png)", f"- [F1 per label](plots/{task}/per_label_f1.png)"]

@@ -104,7 +104,7 @@ def run_experiment(
             "level": config.frame_level if task == "frames" else None,
             "n_paragraphs": len(data),
             "folds": result.folds,
-            "degenerate_frames": result.degenerate,
+            "degenerate": result.degenerate,
             "models": metrics_from_predictions(result.predictions, task, data.labels, config),
         }
         meta["tasks"][task] = {"seconds_per_model": result.seconds, "folds": result.folds,

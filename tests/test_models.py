@@ -1,0 +1,124 @@
+"""The model registry: every entry keeps the scikit-learn contract for both tasks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from experiments.errors import UserError
+from experiments.models import build_model, registered_names, resolve
+from experiments.models.multilabel import OneVsRestFrames
+
+TEXTS = [
+    "air strikes hit the capital",
+    "diplomats resume peace talks",
+    "sanctions hurt factory workers",
+    "missiles and bombs fall on cities",
+    "negotiators meet for talks again",
+    "workers strike over unpaid wages",
+    "more strikes and bombs overnight",
+    "peace talks stall in geneva",
+    "oil workers join the strike",
+]
+STANCE = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2])
+# Columns: war (4 positives), diplomacy (3), labour (5), rare (1 positive), absent (0 positives).
+FRAMES = np.array([
+    [1, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 1, 1, 0], [1, 0, 0, 0, 0], [0, 1, 1, 0, 0],
+    [0, 0, 1, 0, 0], [1, 0, 0, 0, 0], [0, 1, 0, 0, 0], [1, 0, 1, 0, 0],
+])
+NEW = ["bombs on the port", "talks in oman", "dock workers walk out"]
+NAMES = registered_names()
+
+
+def final_step(model):
+    return model.steps[-1][1] if hasattr(model, "steps") else model
+
+
+def test_the_baselines_are_registered_with_and_without_version():
+    for name in ("majority", "stratified", "tfidf_logreg", "tfidf_svm", "tfidf_cnb"):
+        assert name in NAMES and f"{name}.v1" in NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_stance_models_keep_the_classifier_contract(name):
+    model = build_model(name, "stance", seed=0)
+    assert model.fit(TEXTS, STANCE) is model
+    assert list(model.classes_) == [0, 1, 2]
+    pred = model.predict(NEW)
+    assert pred.shape == (3,) and set(pred) <= {0, 1, 2}
+    proba = np.asarray(model.predict_proba(NEW))
+    assert proba.shape == (3, 3)
+    assert ((proba >= 0) & (proba <= 1)).all()
+    assert proba.sum(axis=1) == pytest.approx(np.ones(3))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_frame_models_keep_the_multilabel_contract(name):
+    model = build_model(name, "frames", seed=0)
+    assert model.fit(TEXTS, FRAMES) is model
+    assert list(model.classes_) == [0, 1, 2, 3, 4]
+    pred = model.predict(NEW)
+    assert pred.shape == (3, 5) and set(np.unique(pred)) <= {0, 1}
+    proba = np.asarray(model.predict_proba(NEW))
+    assert proba.shape == (3, 5)
+    assert ((proba >= 0) & (proba <= 1)).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_frames_too_rare_to_learn_are_predicted_at_their_prevalence(name):
+    model = build_model(name, "frames", seed=0).fit(TEXTS, FRAMES)
+    assert final_step(model).degenerate_ == [3, 4]  # 1 positive and 0 positives, below min_train_positives=2
+    proba = model.predict_proba(NEW)
+    assert proba[:, 3].tolist() == [1 / 9] * 3
+    assert proba[:, 4].tolist() == [0.0] * 3
+    assert model.predict(NEW)[:, 3:].tolist() == [[0, 0]] * 3
+
+
+def test_a_frame_on_almost_every_paragraph_is_also_degenerate():
+    frames = np.column_stack([FRAMES[:, 0], [1, 1, 1, 1, 1, 1, 1, 1, 0]])  # only one negative
+    model = build_model("tfidf_logreg", "frames", seed=0).fit(TEXTS, frames)
+    assert final_step(model).degenerate_ == [1]
+    assert model.predict_proba(NEW)[:, 1].tolist() == [8 / 9] * 3
+    assert model.predict(NEW)[:, 1].tolist() == [1, 1, 1]
+
+
+def test_min_train_positives_decides_what_is_degenerate():
+    model = build_model("majority", "frames", seed=0, min_train_positives=4).fit(TEXTS, FRAMES)
+    assert final_step(model).degenerate_ == [1, 3, 4]  # diplomacy has only 3 positives
+
+
+def test_frames_reuse_the_pipeline_features_and_wrap_only_the_classifier():
+    model = build_model("tfidf_logreg", "frames", seed=0)
+    assert [name for name, _ in model.steps] == ["features", "clf"]
+    assert isinstance(model.steps[-1][1], OneVsRestFrames)
+    assert isinstance(build_model("majority", "frames", seed=0), OneVsRestFrames)
+
+
+@pytest.mark.parametrize("name", ["tfidf_logreg", "tfidf_svm", "stratified"])
+def test_the_same_seed_gives_the_same_predictions(name):
+    first = build_model(name, "stance", seed=5).fit(TEXTS, STANCE).predict_proba(NEW)
+    again = build_model(name, "stance", seed=5).fit(TEXTS, STANCE).predict_proba(NEW)
+    assert np.array_equal(first, again)
+
+
+def test_a_versioned_name_resolves_to_that_entry():
+    assert resolve("tfidf_logreg.v1").key == "tfidf_logreg.v1"
+    assert resolve("tfidf_logreg").key == "tfidf_logreg.v1"
+
+
+def test_params_reach_the_estimator():
+    model = build_model("tfidf_logreg.v1", "stance", seed=3, params={"C": 0.5, "class_weight": "balanced"})
+    clf = model.named_steps["clf"]
+    assert (clf.C, clf.class_weight, clf.random_state) == (0.5, "balanced", 3)
+
+
+@pytest.mark.parametrize("name", ["nope", "tfidf_logreg.v9"])
+def test_an_unknown_name_lists_the_registered_models(name):
+    with pytest.raises(UserError) as excinfo:
+        resolve(name)
+    assert str(excinfo.value) == f"unknown model {name!r}; registered models: {', '.join(NAMES)}"
+
+
+def test_an_unknown_parameter_is_an_error():
+    with pytest.raises(UserError, match=r"^model 'tfidf_cnb': tfidf_cnb\(\) got an unexpected keyword argument 'C'$"):
+        build_model("tfidf_cnb", "stance", seed=0, params={"C": 1.0})
