@@ -20,15 +20,16 @@ experiment: $(STAMP)
 	$(RUN) corpus
 	$(RUN) codebook --check
 	$(RUN) run configs/default.yaml
-	$(RUN) table --readme --config default --config stance_baselines --config frames_baselines
+	$(RUN) table --readme --config default --config stance_baselines --config frames_baselines --config frames_generic
 
 ## Every shipped experiment config (not the smoke test), then the README results table.
 results: $(STAMP)
 	$(RUN) corpus
 	$(RUN) run configs/stance_baselines.yaml
 	$(RUN) run configs/frames_baselines.yaml
+	$(RUN) run configs/frames_generic.yaml
 	$(RUN) run configs/default.yaml
-	$(RUN) table --readme --config default --config stance_baselines --config frames_baselines
+	$(RUN) table --readme --config default --config stance_baselines --config frames_baselines --config frames_generic
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
