@@ -172,7 +172,7 @@ def _comparison(task: str, info: dict, models: list[str], out: Path, metrics: di
                         color=colour, capsize=4, markersize=7, elinewidth=2)
             ax.annotate(f"{m['value']:.2f}", (m["value"], y), textcoords="offset points", xytext=(0, 7),
                         ha="center", fontsize=9)
-        ax.set_xlim(0, 1)
+        ax.set_xlim(-0.03, 1.03)
         ax.set_xlabel(f"{METRIC_NAMES[key]} (0–1), 95% CI")
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(range(len(order)), order)
