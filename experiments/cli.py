@@ -50,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from experiments.run import run_experiment
 
     run_dir = run_experiment(args.config, args.set or (), results=Path(args.results),
-                             progress=not args.no_progress and sys.stderr.isatty())
+                             progress=not args.no_progress and sys.stderr.isatty(), smoke_mode=args.smoke)
     print(_rel(run_dir))
 
 
@@ -89,6 +89,12 @@ def cmd_models(args: argparse.Namespace) -> None:
             print(f"{'':<20} params: {', '.join(params)}")
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from experiments.bench import run_bench
+
+    run_bench(n=args.n, batch_size=args.batch_size, rounds=args.rounds, model=args.model, device=args.device)
+
+
 def _rel(path: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(Path.cwd()))
@@ -113,10 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. models.0.params.C=0.5")
     p.add_argument("--results", default=str(paths.RESULTS), help="where run directories go (default: results/)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--smoke", action="store_true", help="shrink the experiment to run in seconds (2 folds, tiny training)")
     p.set_defaults(func=cmd_run)
 
     p = verbs.add_parser("models", help="list the registered models and their parameters")
     p.set_defaults(func=cmd_models)
+
+    p = verbs.add_parser("bench", help="inference throughput of the transformer models against a plain transformers pipeline")
+    p.add_argument("--n", type=int, default=240, help="paragraphs to label (the corpus, cycled)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds; the best is reported")
+    p.add_argument("--model", default="all-MiniLM-L6-v2", help="packaged model name or a local model directory")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_bench)
 
     p = verbs.add_parser("plot", help="redraw the plots of run directories from their saved predictions")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")

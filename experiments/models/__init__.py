@@ -69,13 +69,23 @@ def registered_names() -> list[str]:
     return sorted({e.name for e in REGISTRY.values()} | set(REGISTRY))
 
 
-def build_model(name: str, task: str, seed: int, params: dict[str, Any] | None = None, min_train_positives: int = 2):
-    """A fresh, unfitted estimator for ``task`` ("stance" or "frames")."""
+# Arguments the framework supplies to a factory that asks for them; a config cannot set them.
+CONTEXT_ARGS = ("seed", "task", "labels", "device")
+
+
+def build_model(name: str, task: str, seed: int, params: dict[str, Any] | None = None, min_train_positives: int = 2,
+                labels: list[str] | None = None, device: str = "auto"):
+    """A fresh, unfitted estimator for ``task`` ("stance" or "frames") over ``labels``."""
+    import inspect
+
     from experiments.models.multilabel import OneVsRestFrames
 
     entry = resolve(name)
+    accepted = inspect.signature(entry.factory).parameters
+    context = {"seed": seed, "task": task, "labels": labels, "device": device}
+    kwargs = {k: v for k, v in context.items() if k in accepted}
     try:
-        estimator = entry.factory(seed=seed, **(params or {}))
+        estimator = entry.factory(**kwargs, **(params or {}))
     except TypeError as exc:
         raise UserError(f"model {name!r}: {exc}") from None
     if task == "frames" and not entry.multilabel_native:
@@ -91,12 +101,12 @@ def check_model_config(model: Any, where: str) -> None:
         raise UserError(f"{where}.name: {exc}") from None
     import inspect
 
-    accepted = [p for p in inspect.signature(entry.factory).parameters if p != "seed"]
+    accepted = [p for p in inspect.signature(entry.factory).parameters if p not in CONTEXT_ARGS]
     for key in model.params:
         if key not in accepted:
             raise UserError(f"{where}.params.{key}: not a parameter of {entry.key}; valid: {', '.join(accepted)}")
 
 
 def _load_families() -> None:
-    # Importing a family module runs its @register decorators.
-    from experiments.models import baselines  # noqa: F401
+    # Importing a family module runs its @register decorators; torch loads only when a model is built.
+    from experiments.models import baselines, finetune, sentence, setfit_family  # noqa: F401

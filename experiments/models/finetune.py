@@ -1,0 +1,206 @@
+"""A fine-tuned ``transformers`` sequence classifier, trained with a plain loop.
+
+A plain loop is simpler and faster here than the Trainer: batches are sorted
+by length and padded only to their longest member, and inference runs under
+``torch.inference_mode``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from experiments.errors import UserError
+from experiments.models import register
+from experiments.models.encoders import DEFAULT_MODEL, resolve_device, resolve_model_dir, setup_torch
+
+
+def length_sorted_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
+    """Indices grouped into batches of similar length, so padding stays small.
+
+    >>> [b.tolist() for b in length_sorted_batches([5, 1, 4, 2], 2)]
+    [[1, 3], [2, 0]]
+    """
+    order = np.argsort(lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def prevalence_thresholds(proba: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Per-frame thresholds that make the predicted rate on the training data match each frame's prevalence.
+
+    A frame never seen in training gets a threshold above 1, so it is never predicted.
+
+    >>> prevalence_thresholds(np.array([[0.9, 0.2], [0.6, 0.1], [0.3, 0.4]]), np.array([[1, 0], [1, 0], [0, 0]])).round(2).tolist()
+    [0.6, 1.01]
+    """
+    thresholds = np.empty(Y.shape[1])
+    for j in range(Y.shape[1]):
+        positives = int(Y[:, j].sum())
+        thresholds[j] = 1.01 if positives == 0 else np.sort(proba[:, j])[::-1][positives - 1]
+    return thresholds
+
+
+class TransformerClassifier(ClassifierMixin, BaseEstimator):
+    """``AutoModelForSequenceClassification`` fine-tuned end to end.
+
+    Stance uses a softmax head with cross-entropy; frames use a multi-label
+    head (one sigmoid per frame) and a per-frame decision threshold:
+    ``threshold: prevalence`` matches each frame's training prevalence, a
+    number applies to every frame, and a mapping sets frames one by one.
+    ``class_weight: balanced`` weights the loss by inverse class (or positive)
+    frequency.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, multilabel: bool = False, labels: list[str] | None = None,
+                 learning_rate: float = 5e-5, epochs: int = 8, batch_size: int = 8, max_length: int = 256,
+                 warmup_ratio: float = 0.1, weight_decay: float = 0.01, class_weight: str | None = "balanced",
+                 threshold: str | float | dict = "prevalence", max_steps: int | None = None,
+                 device: str = "auto", seed: int = 0):
+        self.model = model
+        self.multilabel = multilabel
+        self.labels = labels
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.warmup_ratio = warmup_ratio
+        self.weight_decay = weight_decay
+        self.class_weight = class_weight
+        self.threshold = threshold
+        self.max_steps = max_steps
+        self.device = device
+        self.seed = seed
+
+    def _loss(self, y: np.ndarray):
+        import torch
+
+        device = self.device_
+        if self.multilabel:
+            weight = None
+            if self.class_weight == "balanced":
+                positives = y.sum(axis=0).clip(min=1)
+                weight = torch.tensor((len(y) - positives) / positives, dtype=torch.float32, device=device)
+            return torch.nn.BCEWithLogitsLoss(pos_weight=weight)
+        weight = None
+        if self.class_weight == "balanced":
+            counts = np.bincount(y, minlength=len(self.classes_))
+            weight = torch.tensor(len(y) / (len(counts) * counts.clip(min=1)), dtype=torch.float32, device=device)
+        return torch.nn.CrossEntropyLoss(weight=weight)
+
+    def fit(self, X, y):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+        setup_torch(self.seed)
+        self.device_ = resolve_device(self.device)
+        model_dir = resolve_model_dir(self.model)
+        y = np.asarray(y)
+        if self.multilabel:
+            self.classes_ = np.arange(y.shape[1])
+            targets = y.astype(np.float32)
+        else:
+            self.classes_ = np.unique(y)
+            targets = np.searchsorted(self.classes_, y)
+        self.tokenizer_ = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        self.model_ = AutoModelForSequenceClassification.from_pretrained(
+            str(model_dir), local_files_only=True, num_labels=len(self.classes_),
+            problem_type="multi_label_classification" if self.multilabel else "single_label_classification",
+        ).to(self.device_)
+        encoded = self.tokenizer_(list(X), truncation=True, max_length=self.max_length)
+        lengths = [len(ids) for ids in encoded["input_ids"]]
+        batches = length_sorted_batches(lengths, self.batch_size)
+        steps = len(batches) * self.epochs if self.max_steps is None else min(self.max_steps, len(batches) * self.epochs)
+        no_decay = ("bias", "LayerNorm.weight")
+        groups = [
+            {"params": [p for n, p in self.model_.named_parameters() if not n.endswith(no_decay)], "weight_decay": self.weight_decay},
+            {"params": [p for n, p in self.model_.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=self.learning_rate)
+        schedule = get_linear_schedule_with_warmup(optimizer, int(self.warmup_ratio * steps), steps)
+        loss_fn = self._loss(y if self.multilabel else targets)
+        rng = np.random.default_rng(self.seed)
+        self.model_.train()
+        done = 0
+        while done < steps:
+            for b in rng.permutation(len(batches)):
+                if done >= steps:
+                    break
+                batch = self._pad(encoded, batches[b])
+                logits = self.model_(**batch).logits
+                target = torch.as_tensor(targets[batches[b]], device=self.device_)
+                loss = loss_fn(logits, target)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model_.parameters(), 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad()
+                done += 1
+        self.model_.eval()
+        self.steps_ = done
+        if self.multilabel:
+            self.thresholds_ = self._thresholds(self.predict_proba(X), y)
+        return self
+
+    def _thresholds(self, train_proba: np.ndarray, y: np.ndarray) -> np.ndarray:
+        if self.threshold == "prevalence":
+            return prevalence_thresholds(train_proba, y)
+        if isinstance(self.threshold, dict):
+            unknown = [k for k in self.threshold if k not in (self.labels or [])]
+            if unknown:
+                raise UserError(f"threshold: {unknown[0]!r} is not a frame of this task ({', '.join(self.labels or [])})")
+            return np.array([float(self.threshold.get(label, 0.5)) for label in self.labels])
+        return np.full(y.shape[1], float(self.threshold))
+
+    def _pad(self, encoded, rows) -> dict:
+        features = [{k: encoded[k][i] for k in encoded.keys()} for i in rows]
+        batch = self.tokenizer_.pad(features, padding="longest", return_tensors="pt")
+        return {k: v.to(self.device_) for k, v in batch.items()}
+
+    def predict_proba(self, X, batch_size: int = 32) -> np.ndarray:
+        import torch
+
+        texts = list(X)
+        encoded = self.tokenizer_(texts, truncation=True, max_length=self.max_length)
+        out = np.zeros((len(texts), len(self.classes_)), dtype=np.float32)
+        with torch.inference_mode():
+            for rows in length_sorted_batches([len(i) for i in encoded["input_ids"]], batch_size):
+                logits = self.model_(**self._pad(encoded, rows)).logits.float()
+                probs = torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=-1)
+                out[rows] = probs.cpu().numpy()
+        return out
+
+    def predict(self, X) -> np.ndarray:
+        proba = self.predict_proba(X)
+        if self.multilabel:
+            return (proba >= self.thresholds_).astype(int)
+        return self.classes_[proba.argmax(axis=1)]
+
+    def save(self, directory) -> None:
+        self.model_.save_pretrained(str(directory), safe_serialization=True)
+        self.tokenizer_.save_pretrained(str(directory))
+
+    def load_weights(self, directory) -> "TransformerClassifier":
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.device_ = resolve_device(self.device)
+        self.tokenizer_ = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+        self.model_ = AutoModelForSequenceClassification.from_pretrained(str(directory), local_files_only=True).to(self.device_).eval()
+        return self
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("model_", None)  # weights are saved as safetensors by save()
+        state.pop("tokenizer_", None)
+        return state
+
+
+@register("finetune", multilabel_native=True)
+def finetune(seed: int, task: str, labels: list[str], model: str = DEFAULT_MODEL, learning_rate: float = 5e-5,
+             epochs: int = 8, batch_size: int = 8, max_length: int = 256, warmup_ratio: float = 0.1,
+             weight_decay: float = 0.01, class_weight: str | None = "balanced",
+             threshold: str | float | dict = "prevalence", max_steps: int | None = None, device: str = "auto"):
+    """A fine-tuned transformers sequence classifier (multi-label head with per-frame thresholds for frames)."""
+    return TransformerClassifier(model=model, multilabel=task == "frames", labels=labels, learning_rate=learning_rate,
+                                 epochs=epochs, batch_size=batch_size, max_length=max_length, warmup_ratio=warmup_ratio,
+                                 weight_decay=weight_decay, class_weight=class_weight, threshold=threshold,
+                                 max_steps=max_steps, device=device, seed=seed)
