@@ -5,8 +5,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 RUN    := $(BIN)/python -m experiments
+# The README results table: the newest committed run of each of these configs.
+TABLE  := $(RUN) table --readme --config default --config frames_generic --config stance_transformers --config frames_transformers
 
-.PHONY: install experiment results test test-fast clean-venv
+.PHONY: install experiment results transformers bench test test-fast clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +22,7 @@ experiment: $(STAMP)
 	$(RUN) corpus
 	$(RUN) codebook --check
 	$(RUN) run configs/default.yaml
-	$(RUN) table --readme --config default --config frames_generic
+	$(TABLE)
 
 ## Every shipped experiment config (not the smoke test), then the README results table.
 results: $(STAMP)
@@ -29,7 +31,17 @@ results: $(STAMP)
 	$(RUN) run configs/frames_baselines.yaml
 	$(RUN) run configs/frames_generic.yaml
 	$(RUN) run configs/default.yaml
-	$(RUN) table --readme --config default --config frames_generic
+	$(TABLE)
+
+## The transformer and few-shot configs (about 20 minutes on 2 CPU cores), then the README table.
+transformers: $(STAMP)
+	$(RUN) corpus
+	$(RUN) run configs/stance_transformers.yaml
+	$(RUN) run configs/frames_transformers.yaml
+	$(TABLE)
+
+bench: $(STAMP)
+	$(RUN) bench
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -76,17 +76,9 @@ def cmd_table(args: argparse.Namespace) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    import inspect
+    from experiments.models import describe_models
 
-    from experiments.models import REGISTRY, resolve
-
-    resolve("majority")  # loads every model family
-    for key, entry in sorted(REGISTRY.items()):
-        params = [f"{p.name}={p.default!r}" for p in inspect.signature(entry.factory).parameters.values() if p.name != "seed"]
-        summary = (inspect.getdoc(entry.factory) or "").splitlines()[0]
-        print(f"{key:<20} {summary}")
-        if params:
-            print(f"{'':<20} params: {', '.join(params)}")
+    print("\n".join(describe_models()))
 
 
 def cmd_bench(args: argparse.Namespace) -> None:

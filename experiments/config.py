@@ -234,13 +234,11 @@ def smoke(config: Config) -> Config:
     Each model gets the ``SMOKE_MODEL_PARAMS`` that its factory accepts, so
     transformer models take two optimiser steps on 64-token inputs.
     """
-    import inspect
-
-    from experiments.models import resolve
+    from experiments.models import factory_parameters
 
     models = []
     for spec in config.models:
-        accepted = inspect.signature(resolve(spec.name).factory).parameters
+        accepted = factory_parameters(spec.name)
         tiny = {k: v for k, v in SMOKE_MODEL_PARAMS.items() if k in accepted}
         models.append(spec.model_copy(update={"params": {**spec.params, **tiny}}))
     protocol = config.protocol.model_copy(update=SMOKE_PROTOCOL if config.protocol.name in ("kfold", "group_kfold") else {})

@@ -121,11 +121,11 @@ def latest_runs(results: Path = paths.RESULTS, configs: tuple[str, ...] = ()) ->
 def results_table(run_dirs: list[Path], root: Path = paths.ROOT) -> str:
     """A Markdown table with the headline metrics of every model of the given runs."""
     lines = [
-        "| config | task | model | n | macro-F1 [95% CI] | accuracy / micro-F1 [95% CI] | protocol |",
-        "|---|---|---|---|---|---|---|",
+        "| config | task | model | n | macro-F1 [95% CI] | accuracy / micro-F1 [95% CI] | protocol | seconds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for run_dir in run_dirs:
-        metrics, _ = _read(run_dir)
+        metrics, meta = _read(run_dir)
         where = run_dir.resolve().relative_to(root.resolve()) if run_dir.resolve().is_relative_to(root.resolve()) else run_dir
         protocol = metrics["protocol"]
         short = {"kfold": f"{protocol.get('folds')}-fold × {protocol.get('repeats')}", "lodo": "leave-one-doc-out",
@@ -134,8 +134,9 @@ def results_table(run_dirs: list[Path], root: Path = paths.ROOT) -> str:
             for model, result in info["models"].items():
                 m = result["metrics"]
                 second = m["accuracy"] if task == "stance" else m["micro_f1"]
+                seconds = meta["tasks"][task]["seconds_per_model"].get(model, 0.0)
                 lines.append(f"| [{metrics['config']}]({where}/summary.md) | {task} | {model} | {result['n']} | "
-                             f"{fmt(m['macro_f1'])} | {fmt(second)} | {short} |")
+                             f"{fmt(m['macro_f1'])} | {fmt(second)} | {short} | {seconds:.1f} |")
     return "\n".join(lines)
 
 

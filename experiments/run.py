@@ -9,7 +9,6 @@ earlier one.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import platform
 import shutil
@@ -29,7 +28,7 @@ from experiments.data import load_dataset, task_data
 from experiments.evaluate import degenerate_labels, evaluate_task, fit_model, metrics_from_predictions
 from experiments.io import dumps
 from experiments.errors import UserError
-from experiments.models import resolve
+from experiments.models import factory_parameters, resolve
 from experiments.models.encoders import resolve_device, resolve_model_dir
 from experiments.models.persist import save_model
 from experiments.plots import slug
@@ -166,7 +165,7 @@ def preflight(config: Config, codebook, where: str) -> None:
     frames = codebook.generic_labels if config.frame_level == "generic" else codebook.frame_labels
     for i, spec in enumerate(config.models):
         key = f"{where}: models.{i}.params"
-        accepted = inspect.signature(resolve(spec.name).factory).parameters
+        accepted = factory_parameters(spec.name)
         if "model" in accepted:
             try:
                 resolve_model_dir(spec.params.get("model", accepted["model"].default))
@@ -177,11 +176,10 @@ def preflight(config: Config, codebook, where: str) -> None:
                 resolve_device(config.device)
             except UserError as exc:
                 raise UserError(f"{where}: {exc}") from None
-        for name, value in spec.params.items():
-            if isinstance(value, dict):
-                for label in value:
-                    if label not in frames:
-                        raise UserError(f"{key}.{name}.{label}: not a frame of the codebook ({', '.join(frames)})")
+        if isinstance(spec.params.get("threshold"), dict):
+            for label in spec.params["threshold"]:
+                if label not in frames:
+                    raise UserError(f"{key}.threshold.{label}: not a frame of the codebook ({', '.join(frames)})")
 
 
 def fit_final_models(data, config: Config, codebook_version: str) -> tuple[list[tuple[Path, object, dict]], dict]:

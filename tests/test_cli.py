@@ -79,7 +79,7 @@ def test_a_config_key_typo_is_a_one_line_error(tmp_path):
 
 def test_an_unregistered_model_is_a_one_line_error_listing_the_models(tmp_path):
     done = cli("run", "configs/smoke.yaml", "--set", "models.0.name=nope", "--results", str(tmp_path), "--no-progress")
-    assert_one_line_error(done, "configs/smoke.yaml: models.0.name: unknown model 'nope'; registered models: majority, ")
+    assert_one_line_error(done, "configs/smoke.yaml: models.0.name: unknown model 'nope'; registered models: embed_logreg, finetune, majority, ")
     assert "tfidf_logreg" in done.stderr
     assert list(tmp_path.iterdir()) == []
 

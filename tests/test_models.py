@@ -27,16 +27,18 @@ FRAMES = np.array([
     [0, 0, 1, 0, 0], [1, 0, 0, 0, 0], [0, 1, 0, 0, 0], [1, 0, 1, 0, 0],
 ])
 NEW = ["bombs on the port", "talks in oman", "dock workers walk out"]
-NAMES = registered_names()
+# The scikit-learn baselines; the transformer families have their own, smaller-sized tests (test_transformers.py).
+NAMES = [n for n in registered_names() if resolve(n).factory.__module__ == "experiments.models.baselines"]
 
 
 def final_step(model):
     return model.steps[-1][1] if hasattr(model, "steps") else model
 
 
-def test_the_baselines_are_registered_with_and_without_version():
-    for name in ("majority", "stratified", "tfidf_logreg", "tfidf_svm", "tfidf_cnb"):
-        assert name in NAMES and f"{name}.v1" in NAMES
+def test_the_baselines_are_registered_and_resolve_with_and_without_version():
+    assert NAMES == ["majority", "stratified", "tfidf_cnb", "tfidf_logreg", "tfidf_svm"]
+    for name in NAMES:
+        assert resolve(name) is resolve(f"{name}.v1")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -116,7 +118,8 @@ def test_params_reach_the_estimator():
 def test_an_unknown_name_lists_the_registered_models(name):
     with pytest.raises(UserError) as excinfo:
         resolve(name)
-    assert str(excinfo.value) == f"unknown model {name!r}; registered models: {', '.join(NAMES)}"
+    assert str(excinfo.value) == (f"unknown model {name!r}; registered models: {', '.join(registered_names())} "
+                                  "(add .vN to pin a version)")
 
 
 def test_an_unknown_parameter_is_an_error():

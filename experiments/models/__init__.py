@@ -13,6 +13,7 @@ array([1])
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -61,12 +62,32 @@ def resolve(name: str) -> Entry:
     versions = [e for e in REGISTRY.values() if e.name == name]
     if versions:
         return max(versions, key=lambda e: e.version)
-    raise UserError(f"unknown model {name!r}; registered models: {', '.join(registered_names())}")
+    raise UserError(f"unknown model {name!r}; registered models: {', '.join(registered_names())} "
+                    "(add .vN to pin a version)")
+
+
+def factory_parameters(name: str) -> dict[str, inspect.Parameter]:
+    """The parameters a model's factory takes, context arguments included."""
+    return dict(inspect.signature(resolve(name).factory).parameters)
+
+
+def describe_models() -> list[str]:
+    """One entry per registered model: versioned name, summary and the parameters a config may set."""
+    _load_families()
+    lines = []
+    for key, entry in sorted(REGISTRY.items()):
+        params = [f"{p.name}={p.default!r}" for p in inspect.signature(entry.factory).parameters.values()
+                  if p.name not in CONTEXT_ARGS]
+        lines.append(f"{key:<24}{(inspect.getdoc(entry.factory) or '').splitlines()[0]}")
+        if params:
+            lines.append(f"{'':<24}params: {', '.join(params)}")
+    return lines
 
 
 def registered_names() -> list[str]:
+    """Model names without versions; ``name.vN`` pins version N."""
     _load_families()
-    return sorted({e.name for e in REGISTRY.values()} | set(REGISTRY))
+    return sorted({e.name for e in REGISTRY.values()})
 
 
 # Arguments the framework supplies to a factory that asks for them; a config cannot set them.
@@ -76,12 +97,10 @@ CONTEXT_ARGS = ("seed", "task", "labels", "device")
 def build_model(name: str, task: str, seed: int, params: dict[str, Any] | None = None, min_train_positives: int = 2,
                 labels: list[str] | None = None, device: str = "auto"):
     """A fresh, unfitted estimator for ``task`` ("stance" or "frames") over ``labels``."""
-    import inspect
-
     from experiments.models.multilabel import OneVsRestFrames
 
     entry = resolve(name)
-    accepted = inspect.signature(entry.factory).parameters
+    accepted = factory_parameters(name)
     context = {"seed": seed, "task": task, "labels": labels, "device": device}
     kwargs = {k: v for k, v in context.items() if k in accepted}
     try:
@@ -99,9 +118,7 @@ def check_model_config(model: Any, where: str) -> None:
         entry = resolve(model.name)
     except UserError as exc:
         raise UserError(f"{where}.name: {exc}") from None
-    import inspect
-
-    accepted = [p for p in inspect.signature(entry.factory).parameters if p not in CONTEXT_ARGS]
+    accepted = [p for p in factory_parameters(model.name) if p not in CONTEXT_ARGS]
     for key in model.params:
         if key not in accepted:
             raise UserError(f"{where}.params.{key}: not a parameter of {entry.key}; valid: {', '.join(accepted)}")

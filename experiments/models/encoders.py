@@ -116,8 +116,8 @@ class EmbeddingCache:
             try:
                 with np.load(self.path) as stored:
                     self.vectors = dict(zip(stored["hashes"].tolist(), stored["vectors"]))
-            except (OSError, ValueError, KeyError):
-                self.vectors = {}  # a damaged cache is rebuilt, never trusted
+            except Exception:  # truncated, empty or corrupt: a damaged cache is rebuilt, never trusted
+                self.vectors = {}
 
     def get_many(self, hashes: list[str]) -> dict[str, np.ndarray]:
         return {h: self.vectors[h] for h in hashes if h in self.vectors}
@@ -129,7 +129,10 @@ class EmbeddingCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp.npz")
         hashes = list(self.vectors)
-        np.savez(tmp, hashes=np.array(hashes), vectors=np.stack([self.vectors[h] for h in hashes]))
+        with open(tmp, "wb") as handle:
+            np.savez(handle, hashes=np.array(hashes), vectors=np.stack([self.vectors[h] for h in hashes]))
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, self.path)
 
 
@@ -211,11 +214,10 @@ def label_descriptions(labels: list[str]) -> dict[str, list[str]]:
     from experiments.codebook import load_codebook
 
     codebook = load_codebook()
-    texts: dict[str, list[str]] = {}
-    for entry in [*codebook.stance.labels, *codebook.frames.labels]:
-        texts[entry.name] = [" ".join(entry.definition.split()), *entry.cues]
-    for generic in codebook.generic_frames.labels:
-        texts.setdefault(generic.name, [f"{generic.title}: {generic.description}"])
+    project = {e.name: [" ".join(e.definition.split()), *e.cues] for e in [*codebook.stance.labels, *codebook.frames.labels]}
+    generic = {g.name: [f"{g.title}: {g.description}"] for g in codebook.generic_frames.labels}
+    # A label set is generic when it uses a generic-only frame name ("economic" exists at both levels).
+    texts = {**project, **generic} if set(labels) - set(project) else {**generic, **project}
     unknown = [label for label in labels if label not in texts]
     if unknown:
         raise UserError(f"the codebook defines no label {unknown[0]!r}; labels come from configs/codebook.yaml")

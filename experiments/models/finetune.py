@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from experiments.errors import UserError
 from experiments.models import register
 from experiments.models.encoders import DEFAULT_MODEL, resolve_device, resolve_model_dir, setup_torch
+from experiments.models.multilabel import constant_columns
 
 
 def length_sorted_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
@@ -137,6 +138,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
                 done += 1
         self.model_.eval()
         self.steps_ = done
+        self.degenerate_ = constant_columns(y) if self.multilabel else []
         if self.multilabel:
             self.thresholds_ = self._thresholds(self.predict_proba(X), y)
         return self

@@ -7,6 +7,16 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.pipeline import Pipeline
 
 
+def constant_columns(Y: np.ndarray) -> list[int]:
+    """Frames that every training paragraph has, or none has: nothing can be learned about them.
+
+    >>> constant_columns(np.array([[1, 0, 1], [1, 1, 0]]))
+    [0]
+    """
+    positives = np.asarray(Y).sum(axis=0)
+    return [j for j, p in enumerate(positives) if p in (0, len(Y))]
+
+
 class OneVsRestFrames(ClassifierMixin, BaseEstimator):
     """One binary classifier per frame; ``predict_proba`` gives P(frame) per column.
 

@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from experiments.models import register
 from experiments.models.encoders import DEFAULT_MODEL, resolve_device, resolve_model_dir, setup_torch
+from experiments.models.multilabel import constant_columns
 
 
 class SetFitClassifier(ClassifierMixin, BaseEstimator):
@@ -67,9 +68,12 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
             trainer.remove_callback(ProgressCallback)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*pin_memory.*")
+                # A frame constant in training gets a constant head; degenerate_ reports it instead.
+                warnings.filterwarnings("ignore", message="Label not .* is present in all training examples")
                 trainer.train()
         self.model_ = model
         self.classes_ = np.arange(y.shape[1]) if self.multilabel else np.unique(y)
+        self.degenerate_ = constant_columns(y) if self.multilabel else []
         return self
 
     def predict_proba(self, X) -> np.ndarray:
