@@ -84,7 +84,8 @@ def cmd_models(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from experiments.bench import run_bench
 
-    run_bench(n=args.n, batch_size=args.batch_size, rounds=args.rounds, model=args.model, device=args.device)
+    run_bench(n=args.n, batch_size=args.batch_size, rounds=args.rounds, model=args.model, device=args.device,
+              precision=args.precision)
 
 
 def _rel(path: Path) -> str:
@@ -119,10 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("bench", help="inference throughput of the transformer models against a plain transformers pipeline")
     p.add_argument("--n", type=int, default=240, help="paragraphs to label (the corpus, cycled)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--rounds", type=int, default=3, help="timed rounds; the best is reported")
     p.add_argument("--model", default="all-MiniLM-L6-v2", help="packaged model name or a local model directory")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="inference precision of the project's path")
     p.set_defaults(func=cmd_bench)
 
     p = verbs.add_parser("plot", help="redraw the plots of run directories from their saved predictions")

@@ -80,6 +80,7 @@ class Config(_Strict):
     models: list[ModelConfig] = Field(min_length=1)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     final_fit: bool = False
 
     @field_validator("tasks", mode="before")

@@ -55,7 +55,7 @@ def fit_model(spec: ModelConfig, data: TaskData, rows: np.ndarray, config: Confi
         model.degenerate_ = [SINGLE_CLASS]
     else:
         model = build_model(spec.name, data.task, seed, spec.params, config.min_train_positives,
-                            labels=data.labels, device=config.device)
+                            labels=data.labels, device=config.device, precision=config.precision)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit([data.texts[i] for i in rows], data.y[rows])

@@ -71,10 +71,21 @@ def draw_plots(run_dir: Path) -> list[Path]:
     return written
 
 
+def describe_protocol(p: dict, short: bool = False) -> str:
+    """A protocol from ``metrics.json`` in words: "5-fold CV × 5 repeats", "leave-one-document-out", ..."""
+    repeats = f" × {p['repeats']} repeats" if p.get("repeats", 1) > 1 else ""
+    if p["name"] == "kfold":
+        return f"{p['folds']}-fold CV{repeats}" if short else f"stratified {p['folds']}-fold cross-validation{repeats}"
+    if p["name"] == "group_kfold":
+        return (f"grouped {p['folds']}-fold CV{repeats}" if short
+                else f"{p['folds']}-fold cross-validation grouped by {p['group_column']}{repeats}")
+    if p["name"] == "lodo":
+        return "leave-one-document-out" if p["group_column"] == "doc_id" else f"leave-one-{p['group_column']}-out"
+    return "held-out test split" if short else f"predefined split ({p['split_column']} column)"
+
+
 def _subtitle(info: dict, metrics: dict) -> str:
-    p = metrics["protocol"]
-    how = {"kfold": f"{p.get('folds')}-fold CV × {p.get('repeats')} repeats", "lodo": "leave-one-document-out",
-           "group_kfold": f"grouped {p.get('folds')}-fold CV × {p.get('repeats')}", "split": "held-out test split"}[p["name"]]
+    how = describe_protocol(metrics["protocol"], short=True)
     return f"{metrics['config']} · {how} · n = {info['n_paragraphs']} paragraphs"
 
 

@@ -91,17 +91,17 @@ def registered_names() -> list[str]:
 
 
 # Arguments the framework supplies to a factory that asks for them; a config cannot set them.
-CONTEXT_ARGS = ("seed", "task", "labels", "device")
+CONTEXT_ARGS = ("seed", "task", "labels", "device", "precision")
 
 
 def build_model(name: str, task: str, seed: int, params: dict[str, Any] | None = None, min_train_positives: int = 2,
-                labels: list[str] | None = None, device: str = "auto"):
+                labels: list[str] | None = None, device: str = "auto", precision: str = "auto"):
     """A fresh, unfitted estimator for ``task`` ("stance" or "frames") over ``labels``."""
     from experiments.models.multilabel import OneVsRestFrames
 
     entry = resolve(name)
     accepted = factory_parameters(name)
-    context = {"seed": seed, "task": task, "labels": labels, "device": device}
+    context = {"seed": seed, "task": task, "labels": labels, "device": device, "precision": precision}
     kwargs = {k: v for k, v in context.items() if k in accepted}
     try:
         estimator = entry.factory(**kwargs, **(params or {}))

@@ -10,15 +10,16 @@ actually built, so runs of the scikit-learn baselines start fast.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from experiments import paths
+from experiments.corpus import text_hash
 from experiments.errors import UserError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -71,6 +72,32 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto`` runs inference in bfloat16 where the hardware has native bf16 kernels, else in float32."""
+    import torch
+
+    if precision not in ("auto", "fp32", "bf16"):
+        raise UserError(f"precision: {precision!r} is not one of auto, fp32, bf16")
+    if precision != "auto":
+        return precision
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+@contextmanager
+def inference(device: str, precision: str):
+    """No autograd bookkeeping, and bf16 autocast when ``precision`` is bf16 (training always runs in float32)."""
+    import torch
+
+    with torch.inference_mode():
+        if precision == "bf16":
+            with torch.autocast(device_type=device, dtype=torch.bfloat16):
+                yield
+        else:
+            yield
+
+
 def setup_torch(seed: int) -> None:
     """Seed every generator, use deterministic kernels and all available cores for one fit."""
     import torch
@@ -83,6 +110,11 @@ def setup_torch(seed: int) -> None:
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    quiet_transformers()
+
+
+def quiet_transformers() -> None:
+    """The run shows one progress bar; the libraries' own bars and notices would interleave with it."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
@@ -146,14 +178,11 @@ def load_sentence_encoder(model: str, device: str, max_length: int):
     if key not in _ENCODERS:
         from sentence_transformers import SentenceTransformer
 
+        quiet_transformers()
         encoder = SentenceTransformer(str(resolve_model_dir(model)), device=resolve_device(device), local_files_only=True)
         encoder.max_seq_length = max_length
         _ENCODERS[key] = encoder
     return _ENCODERS[key]
-
-
-def text_key(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 class SentenceEmbedder(TransformerMixin, BaseEstimator):
@@ -163,10 +192,11 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     member, under ``torch.inference_mode``.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 32,
-                 max_length: int = 256, cache: bool = True):
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 16,
+                 max_length: int = 256, precision: str = "auto", cache: bool = True):
         self.model = model
         self.device = device
+        self.precision = precision
         self.batch_size = batch_size
         self.max_length = max_length
         self.cache = cache
@@ -177,24 +207,25 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     def _cache(self) -> EmbeddingCache | None:
         if not self.cache:
             return None
-        key = f"{model_fingerprint(resolve_model_dir(self.model))}-{self.max_length}"
+        precision = resolve_precision(self.precision, resolve_device(self.device))
+        key = f"{model_fingerprint(resolve_model_dir(self.model))}-{self.max_length}-{precision}"
         if key not in _CACHES:
             _CACHES[key] = EmbeddingCache(key)
         return _CACHES[key]
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Encode without the cache (the benchmark measures this path)."""
-        import torch
-
+        device = resolve_device(self.device)
         encoder = load_sentence_encoder(self.model, self.device, self.max_length)
-        with torch.inference_mode():
-            return encoder.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                  normalize_embeddings=True, show_progress_bar=False).astype(np.float32)
+        with inference(device, resolve_precision(self.precision, device)):
+            vectors = encoder.encode(texts, batch_size=self.batch_size, convert_to_tensor=True,
+                                     normalize_embeddings=True, show_progress_bar=False)
+        return vectors.float().cpu().numpy()
 
     def transform(self, X) -> np.ndarray:
         texts = list(X)
         cache = self._cache()
-        keys = [text_key(t) for t in texts]
+        keys = [text_hash(t) for t in texts]
         found = cache.get_many(keys) if cache else {}
         missing = sorted({k: t for k, t in zip(keys, texts) if k not in found}.items())
         if missing:
@@ -204,9 +235,6 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
             if cache:
                 cache.add(new)
         return np.stack([found[k] for k in keys])
-
-    def describe(self) -> dict:
-        return {"model": self.model, "max_length": self.max_length, "normalize": True}
 
 
 def label_descriptions(labels: list[str]) -> dict[str, list[str]]:
@@ -222,20 +250,3 @@ def label_descriptions(labels: list[str]) -> dict[str, list[str]]:
     if unknown:
         raise UserError(f"the codebook defines no label {unknown[0]!r}; labels come from configs/codebook.yaml")
     return {label: texts[label] for label in labels}
-
-
-def describe_environment() -> dict:
-    """Versions of the neural stack, for meta.json and saved models."""
-    out = {}
-    for name in ("torch", "transformers", "sentence-transformers", "setfit"):
-        try:
-            from importlib import metadata
-
-            out[name] = metadata.version(name)
-        except Exception:
-            out[name] = None
-    return out
-
-
-def dump_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -12,7 +12,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from experiments.errors import UserError
 from experiments.models import register
-from experiments.models.encoders import DEFAULT_MODEL, resolve_device, resolve_model_dir, setup_torch
+from experiments.models.encoders import (
+    DEFAULT_MODEL, inference, resolve_device, resolve_model_dir, resolve_precision, setup_torch,
+)
 from experiments.models.multilabel import constant_columns
 
 
@@ -56,7 +58,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
                  learning_rate: float = 5e-5, epochs: int = 8, batch_size: int = 8, max_length: int = 256,
                  warmup_ratio: float = 0.1, weight_decay: float = 0.01, class_weight: str | None = "balanced",
                  threshold: str | float | dict = "prevalence", max_steps: int | None = None,
-                 device: str = "auto", seed: int = 0):
+                 device: str = "auto", precision: str = "auto", seed: int = 0):
         self.model = model
         self.multilabel = multilabel
         self.labels = labels
@@ -70,6 +72,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         self.threshold = threshold
         self.max_steps = max_steps
         self.device = device
+        self.precision = precision
         self.seed = seed
 
     def _loss(self, y: np.ndarray):
@@ -158,13 +161,13 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         batch = self.tokenizer_.pad(features, padding="longest", return_tensors="pt")
         return {k: v.to(self.device_) for k, v in batch.items()}
 
-    def predict_proba(self, X, batch_size: int = 32) -> np.ndarray:
+    def predict_proba(self, X, batch_size: int = 16) -> np.ndarray:
         import torch
 
         texts = list(X)
         encoded = self.tokenizer_(texts, truncation=True, max_length=self.max_length)
         out = np.zeros((len(texts), len(self.classes_)), dtype=np.float32)
-        with torch.inference_mode():
+        with inference(self.device_, resolve_precision(self.precision, self.device_)):
             for rows in length_sorted_batches([len(i) for i in encoded["input_ids"]], batch_size):
                 logits = self.model_(**self._pad(encoded, rows)).logits.float()
                 probs = torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=-1)
@@ -200,9 +203,10 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
 def finetune(seed: int, task: str, labels: list[str], model: str = DEFAULT_MODEL, learning_rate: float = 5e-5,
              epochs: int = 8, batch_size: int = 8, max_length: int = 256, warmup_ratio: float = 0.1,
              weight_decay: float = 0.01, class_weight: str | None = "balanced",
-             threshold: str | float | dict = "prevalence", max_steps: int | None = None, device: str = "auto"):
+             threshold: str | float | dict = "prevalence", max_steps: int | None = None, device: str = "auto",
+             precision: str = "auto"):
     """A fine-tuned transformers sequence classifier (multi-label head with per-frame thresholds for frames)."""
     return TransformerClassifier(model=model, multilabel=task == "frames", labels=labels, learning_rate=learning_rate,
                                  epochs=epochs, batch_size=batch_size, max_length=max_length, warmup_ratio=warmup_ratio,
                                  weight_decay=weight_decay, class_weight=class_weight, threshold=threshold,
-                                 max_steps=max_steps, device=device, seed=seed)
+                                 max_steps=max_steps, device=device, precision=precision, seed=seed)

@@ -14,10 +14,11 @@ from experiments.models.encoders import DEFAULT_MODEL, SentenceEmbedder, label_d
 
 @register("embed_logreg")
 def embed_logreg(seed: int, model: str = DEFAULT_MODEL, C: float = 1.0, class_weight: str | None = "balanced",
-                 max_length: int = 256, batch_size: int = 32, device: str = "auto"):
+                 max_length: int = 256, batch_size: int = 16, device: str = "auto", precision: str = "auto"):
     """Frozen sentence embeddings with logistic regression: cheap, and strong on small data."""
     return Pipeline([
-        ("embed", SentenceEmbedder(model=model, device=device, batch_size=batch_size, max_length=max_length)),
+        ("embed", SentenceEmbedder(model=model, device=device, batch_size=batch_size, max_length=max_length,
+                                   precision=precision)),
         ("clf", LogisticRegression(C=C, class_weight=class_weight, max_iter=2000, random_state=seed)),
     ])
 
@@ -35,7 +36,7 @@ class CodebookSimilarity(ClassifierMixin, BaseEstimator):
 
     def __init__(self, labels: list[str], multilabel: bool = False, model: str = DEFAULT_MODEL,
                  threshold: float = 0.3, temperature: float = 0.05, max_length: int = 256,
-                 batch_size: int = 32, device: str = "auto"):
+                 batch_size: int = 16, device: str = "auto", precision: str = "auto"):
         self.labels = labels
         self.multilabel = multilabel
         self.model = model
@@ -44,9 +45,11 @@ class CodebookSimilarity(ClassifierMixin, BaseEstimator):
         self.max_length = max_length
         self.batch_size = batch_size
         self.device = device
+        self.precision = precision
 
     def _embedder(self) -> SentenceEmbedder:
-        return SentenceEmbedder(model=self.model, device=self.device, batch_size=self.batch_size, max_length=self.max_length)
+        return SentenceEmbedder(model=self.model, device=self.device, batch_size=self.batch_size,
+                                max_length=self.max_length, precision=self.precision)
 
     def fit(self, X, y=None):
         """Embeds the codebook's label descriptions; ``X`` and ``y`` are not used."""
@@ -79,7 +82,8 @@ class CodebookSimilarity(ClassifierMixin, BaseEstimator):
 
 @register("zeroshot_codebook", multilabel_native=True)
 def zeroshot_codebook(seed: int, labels: list[str], task: str, model: str = DEFAULT_MODEL, threshold: float = 0.3,
-                      temperature: float = 0.05, max_length: int = 256, device: str = "auto"):
+                      temperature: float = 0.05, max_length: int = 256, device: str = "auto",
+                      precision: str = "auto"):
     """Zero-shot: similarity of each paragraph to the codebook's label definitions and cues."""
     return CodebookSimilarity(labels=labels, multilabel=task == "frames", model=model, threshold=threshold,
-                              temperature=temperature, max_length=max_length, device=device)
+                              temperature=temperature, max_length=max_length, device=device, precision=precision)

@@ -9,7 +9,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from experiments.models import register
-from experiments.models.encoders import DEFAULT_MODEL, resolve_device, resolve_model_dir, setup_torch
+from experiments.models.encoders import (
+    DEFAULT_MODEL, inference, resolve_device, resolve_model_dir, resolve_precision, setup_torch,
+)
 from experiments.models.multilabel import constant_columns
 
 
@@ -24,7 +26,7 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, model: str = DEFAULT_MODEL, multilabel: bool = False, num_iterations: int = 3,
                  epochs: int = 1, batch_size: int = 16, body_learning_rate: float = 2e-5,
                  head_learning_rate: float = 1e-2, head_C: float = 10.0, class_weight: str | None = "balanced",
-                 max_length: int = 256, device: str = "auto", seed: int = 0):
+                 max_length: int = 256, device: str = "auto", precision: str = "auto", seed: int = 0):
         self.model = model
         self.multilabel = multilabel
         self.num_iterations = num_iterations
@@ -36,6 +38,7 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.max_length = max_length
         self.device = device
+        self.precision = precision
         self.seed = seed
 
     def fit(self, X, y):
@@ -77,10 +80,10 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            proba = np.asarray(self.model_.predict_proba(list(X), batch_size=32, as_numpy=True, show_progress_bar=False))
+        device = resolve_device(self.device)
+        with inference(device, resolve_precision(self.precision, device)):
+            proba = np.asarray(self.model_.predict_proba(list(X), batch_size=16, as_numpy=True, show_progress_bar=False),
+                               dtype=np.float32)
         if self.multilabel and proba.ndim == 3:  # some heads return one (n, 2) block per frame
             proba = proba[:, :, 1].T
         return proba
@@ -109,9 +112,10 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
 @register("setfit", multilabel_native=True)
 def setfit(seed: int, task: str, model: str = DEFAULT_MODEL, num_iterations: int = 3, epochs: int = 1,
            batch_size: int = 16, body_learning_rate: float = 2e-5, head_learning_rate: float = 1e-2,
-           head_C: float = 10.0, class_weight: str | None = "balanced", max_length: int = 256, device: str = "auto"):
+           head_C: float = 10.0, class_weight: str | None = "balanced", max_length: int = 256, device: str = "auto",
+           precision: str = "auto"):
     """SetFit: contrastive fine-tuning of the sentence encoder plus a logistic-regression head."""
     return SetFitClassifier(model=model, multilabel=task == "frames", num_iterations=num_iterations, epochs=epochs,
                             batch_size=batch_size, body_learning_rate=body_learning_rate,
                             head_learning_rate=head_learning_rate, head_C=head_C, class_weight=class_weight,
-                            max_length=max_length, device=device, seed=seed)
+                            max_length=max_length, device=device, precision=precision, seed=seed)
