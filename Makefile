@@ -33,7 +33,7 @@ results: $(STAMP)
 	$(RUN) run configs/default.yaml
 	$(TABLE)
 
-## The transformer and few-shot configs (about 20 minutes on 2 CPU cores), then the README table.
+## The transformer and few-shot configs (about 17 minutes on 2 CPU cores), then the README table.
 transformers: $(STAMP)
 	$(RUN) corpus
 	$(RUN) run configs/stance_transformers.yaml

@@ -16,7 +16,8 @@ from experiments.bench import Measurement, bench_texts, run_bench
 @pytest.fixture(scope="module")
 def bench():
     lines: list[str] = []
-    results = run_bench(n=16, rounds=1, batch_size=8, max_length=64, device="cpu", log=lines.append)
+    # fp32 on both sides, so the outputs must agree to float precision (bf16 is the default where supported).
+    results = run_bench(n=16, rounds=1, batch_size=8, max_length=64, device="cpu", precision="fp32", log=lines.append)
     return results, lines
 
 
@@ -40,7 +41,8 @@ def test_both_sides_compute_the_same_outputs(bench):
 @pytest.mark.slow
 def test_the_bench_prints_its_setting_then_a_table_with_a_ratio_column(bench):
     results, lines = bench
-    assert re.fullmatch(r"16 paragraphs \(the corpus, cycled\), batch size 8, \d+ threads, device cpu, best of 1",
+    assert re.fullmatch(r"16 paragraphs \(the corpus, cycled\), batch size 8, \d+ threads, device cpu, "
+                        r"inference precision fp32, best of 1",
                         lines[0]), lines[0]
     assert lines[1].split() == ["model", "ours", "(par/s)", "pipeline", "(par/s)", "ratio", "max", "|diff|"]
     assert len(lines) == 2 + len(results)

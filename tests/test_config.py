@@ -29,7 +29,7 @@ def test_an_unknown_top_level_key_names_file_key_and_valid_keys(write_config):
     path = write_config("typo", "modles:\n  - name: majority\n")
     assert _error(path) == (
         f"{path}: modles: unknown key; valid keys here: name, description, tasks, frame_level, "
-        "min_train_positives, data, protocol, metrics, models, seed, device, final_fit"
+        "min_train_positives, data, protocol, metrics, models, seed, device, precision, final_fit"
     )
 
 

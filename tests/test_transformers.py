@@ -26,6 +26,7 @@ from experiments.models.encoders import (
     label_descriptions,
     resolve_device,
     resolve_model_dir,
+    resolve_precision,
 )
 from experiments.models.finetune import length_sorted_batches, prevalence_thresholds
 from experiments.run import run_experiment
@@ -151,6 +152,10 @@ def test_finetune_takes_at_most_max_steps_optimiser_steps(fitted):
 
 def test_finetune_frame_thresholds_reproduce_the_training_prevalence(fitted):
     model = fitted("finetune", "frames")[0]
+    # In float32 no two training scores tie, so the predicted counts equal the training counts exactly
+    # (bf16 scores can tie at a threshold, and a tie is predicted on both sides).
+    model.set_params(precision="fp32")
+    model.thresholds_ = prevalence_thresholds(model.predict_proba(TEXTS), FRAMES)
     assert model.predict(TEXTS).sum(axis=0).tolist() == FRAMES.sum(axis=0).tolist()  # [3, 3, 2, 0]
 
 
@@ -306,7 +311,7 @@ def test_texts_already_embedded_are_read_from_the_cache(fresh_cache, monkeypatch
 def test_the_cache_file_serves_a_new_process(fresh_cache, monkeypatch):
     first = SentenceEmbedder(max_length=32, device="cpu").transform(TEXTS)
     [cache_file] = fresh_cache.glob("*.npz")
-    assert cache_file.name.endswith("-32.npz")
+    assert cache_file.name.endswith(f"-32-{resolve_precision('auto', 'cpu')}.npz")
     monkeypatch.setattr(encoders, "_CACHES", {})  # what a new process starts with
     calls = count_encodes(monkeypatch)
     assert np.array_equal(SentenceEmbedder(max_length=32, device="cpu").transform(TEXTS), first)
@@ -318,7 +323,8 @@ def test_another_max_length_gets_its_own_cache(fresh_cache, monkeypatch):
     calls = count_encodes(monkeypatch)
     SentenceEmbedder(max_length=16, device="cpu").transform(TEXTS[:2])
     assert len(calls) == 1
-    assert sorted(p.name[-7:] for p in fresh_cache.glob("*.npz")) == ["-16.npz", "-32.npz"]
+    precision = resolve_precision("auto", "cpu")
+    assert sorted(p.name.split("-", 1)[1] for p in fresh_cache.glob("*.npz")) == [f"16-{precision}.npz", f"32-{precision}.npz"]
 
 
 def test_cache_false_encodes_every_time_and_writes_nothing(fresh_cache, monkeypatch):
@@ -574,3 +580,19 @@ def test_every_frames_family_is_evaluated_in_smoke_mode(cache_dir, tmp_path):
         assert len(records) == frames["n_paragraphs"]
         assert all(set(r["pred"]) <= set(frames["labels"]) for r in records)
         assert all(set(r["proba"]) == set(frames["labels"]) for r in records)
+
+
+def test_precision_is_fp32_or_bf16_and_anything_else_is_an_error():
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"
+    assert resolve_precision("auto", "cpu") in ("fp32", "bf16")
+    with pytest.raises(UserError, match=r"^precision: 'fp16' is not one of auto, fp32, bf16$"):
+        resolve_precision("fp16", "cpu")
+
+
+def test_bf16_inference_stays_close_to_fp32():
+    exact = SentenceEmbedder(max_length=32, device="cpu", precision="fp32", cache=False).encode(TEXTS)
+    fast = SentenceEmbedder(max_length=32, device="cpu", precision="bf16", cache=False).encode(TEXTS)
+    assert fast.dtype == np.float32
+    assert np.abs(fast - exact).max() < 1e-2
+    assert (exact * fast).sum(axis=1).min() > 0.999  # cosine between the two versions of each embedding

@@ -31,7 +31,8 @@ def length_sorted_batches(lengths: list[int], batch_size: int) -> list[np.ndarra
 def prevalence_thresholds(proba: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """Per-frame thresholds that make the predicted rate on the training data match each frame's prevalence.
 
-    A frame never seen in training gets a threshold above 1, so it is never predicted.
+    A frame never seen in training gets a threshold above 1, so it is never predicted. Scores tied
+    at a threshold are all predicted, so ties (likelier in bf16) can raise the rate a little.
 
     >>> prevalence_thresholds(np.array([[0.9, 0.2], [0.6, 0.1], [0.3, 0.4]]), np.array([[1, 0], [1, 0], [0, 0]])).round(2).tolist()
     [0.6, 1.01]
