@@ -64,7 +64,7 @@ def fit_model(spec: ModelConfig, data: TaskData, rows: np.ndarray, config: Confi
 
 def degenerate_labels(model, labels: list[str]) -> list[str]:
     """The labels a fitted model could not learn (predicted at their training prevalence)."""
-    found = getattr(_final_step(model), "degenerate_", None) or getattr(model, "degenerate_", [])
+    found = getattr(_final_step(model), "degenerate_", [])
     return [label if isinstance(label, str) else labels[label] for label in found]
 
 
