@@ -163,19 +163,19 @@ def preflight(config: Config, codebook, where: str) -> None:
             raise UserError(f"{where}: metrics.stance_subset.{i}: {label!r} is not a stance label of the codebook "
                             f"({', '.join(codebook.stance_labels)})")
     frames = codebook.generic_labels if config.frame_level == "generic" else codebook.frame_labels
-    for i, spec in enumerate(config.models):
+    accepted_by = [factory_parameters(spec.name) for spec in config.models]
+    if any("device" in accepted for accepted in accepted_by):
+        try:
+            resolve_device(config.device)
+        except UserError as exc:
+            raise UserError(f"{where}: {exc}") from None
+    for i, (spec, accepted) in enumerate(zip(config.models, accepted_by)):
         key = f"{where}: models.{i}.params"
-        accepted = factory_parameters(spec.name)
         if "model" in accepted:
             try:
                 resolve_model_dir(spec.params.get("model", accepted["model"].default))
             except UserError as exc:
                 raise UserError(f"{key}.{exc}") from None
-        if "device" in accepted:
-            try:
-                resolve_device(config.device)
-            except UserError as exc:
-                raise UserError(f"{where}: {exc}") from None
         if isinstance(spec.params.get("threshold"), dict):
             for label in spec.params["threshold"]:
                 if label not in frames:
@@ -185,6 +185,7 @@ def preflight(config: Config, codebook, where: str) -> None:
 def fit_final_models(data, config: Config, codebook_version: str) -> tuple[list[tuple[Path, object, dict]], dict]:
     """Fit every model of the config on all of ``data``; return (relative path, model, card) and seconds."""
     every = np.arange(len(data))
+    versions = environment()
     fitted, seconds = [], {}
     for spec in config.models:
         start = time.perf_counter()
@@ -196,7 +197,7 @@ def fit_final_models(data, config: Config, codebook_version: str) -> tuple[list[
             "codebook_version": codebook_version, "config": config.name,
             "trained_on": {"source": config.data.source, "fingerprint": data.fingerprint, "n": len(data),
                            "kinds": config.data.kinds},
-            "not_learned": degenerate_labels(model, data.labels), "environment": environment(),
+            "not_learned": degenerate_labels(model, data.labels), "environment": versions,
         }
         fitted.append((Path("models") / data.task / slug(spec.display), model, card))
     return fitted, seconds
