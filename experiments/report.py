@@ -101,7 +101,9 @@ def write_summary(run_dir: Path) -> Path:
 
 def latest_runs(results: Path = paths.RESULTS, configs: tuple[str, ...] = ()) -> list[Path]:
     """The newest complete run directory of each named config (all configs when none are named)."""
-    names = configs or tuple(sorted(p.name for p in results.iterdir() if p.is_dir())) if results.exists() else ()
+    if not results.exists():
+        return []
+    names = configs or sorted(p.name for p in results.iterdir() if p.is_dir())
     runs = []
     for name in names:
         done = sorted(d for d in (results / name).glob("[0-9]*") if (d / "meta.json").exists())
