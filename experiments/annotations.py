@@ -11,16 +11,23 @@ edit). ``derive_gold`` turns the records into ``data/gold.jsonl``:
   and reported;
 - a record whose text hash no longer matches the paragraph (the paragraph
   changed) is reported as stale and not used.
+
+A record's ``action`` is ``label`` (the default), ``skip`` (the annotator
+passed; no label) or ``undo`` (withdraws that annotator's label for the
+paragraph, which goes back into their queue). Undo and skip are records too,
+so the files only ever grow.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from experiments import paths
 from experiments.codebook import Codebook
@@ -28,19 +35,48 @@ from experiments.errors import UserError
 from experiments.io import read_jsonl, write_jsonl_atomic
 
 
+ANNOTATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+
+
+def check_annotator_name(name: str) -> str:
+    """Refuse names that could not safely be a file name in ``data/annotations/``."""
+    if not ANNOTATOR_NAME.match(name or ""):
+        raise UserError(f"annotator name {name!r} is not allowed; use 1-40 letters, digits, '_' or '-', "
+                        "starting with a letter or digit (e.g. --annotator maryam)")
+    return name
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 class Annotation(BaseModel):
-    """One decision by one annotator about one paragraph."""
+    """One decision by one annotator about one paragraph: a label, a skip or an undo."""
 
     model_config = ConfigDict(extra="forbid")
 
     paragraph_id: str
     hash: str
     annotator: str
-    stance: str
-    frames: list[str]
+    action: Literal["label", "skip", "undo"] = "label"
+    stance: str | None = None
+    frames: list[str] = []
     rationale: str = ""
     note: str = ""
     timestamp: str
+    # What the model proposed (run, models, labels, probabilities) and
+    # whether the saved labels are exactly that proposal.
+    suggestion: dict[str, Any] | None = None
+    accepted_suggestion: bool | None = None
+    seconds: float | None = None
+
+    @model_validator(mode="after")
+    def _labels_match_action(self) -> "Annotation":
+        if self.action == "label" and self.stance is None:
+            raise ValueError("a label record needs a stance")
+        if self.action != "label" and (self.stance is not None or self.frames):
+            raise ValueError(f"a {self.action} record carries no stance or frames")
+        return self
 
 
 class Adjudication(BaseModel):
@@ -90,8 +126,8 @@ def load_paragraphs(path: Path = paths.PARAGRAPHS) -> dict[str, dict[str, Any]]:
     return {record["id"]: record for _, record in read_jsonl(path)}
 
 
-def _check_labels(where: str, stance: str, frames: list[str], codebook: Codebook) -> None:
-    if stance not in codebook.stance_labels:
+def _check_labels(where: str, stance: str | None, frames: list[str], codebook: Codebook) -> None:
+    if stance is not None and stance not in codebook.stance_labels:
         raise UserError(f"{where}: unknown stance {stance!r}; use one of {', '.join(codebook.stance_labels)}")
     for frame in frames:
         if frame not in codebook.frame_labels:
@@ -101,13 +137,13 @@ def _check_labels(where: str, stance: str, frames: list[str], codebook: Codebook
 def _read_records(path: Path, model: type[BaseModel], paragraphs: dict, codebook: Codebook) -> list[tuple[str, Any]]:
     """Validated records of one file, each with its ``file:line`` for messages."""
     out = []
-    for lineno, raw in read_jsonl(path):
+    for lineno, raw in read_jsonl(path, torn_tail_ok=True):
         where = f"{path}:{lineno}"
         try:
             record = model.model_validate(raw)
         except ValidationError as exc:
             error = exc.errors()[0]
-            key = ".".join(str(p) for p in error["loc"])
+            key = ".".join(str(p) for p in error["loc"]) or "record"
             problem = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
             raise UserError(f"{where}: {key}: {problem}") from None
         if record.paragraph_id not in paragraphs:
@@ -124,6 +160,34 @@ def annotation_files(directory: Path = paths.ANNOTATIONS) -> list[Path]:
     return sorted(directory.glob("*.jsonl")) if directory.exists() else []
 
 
+def read_annotations(path: Path, paragraphs: dict, codebook: Codebook) -> list[tuple[str, Annotation]]:
+    """Every validated record of one annotator file, in file order, with its ``file:line``."""
+    return _read_records(path, Annotation, paragraphs, codebook)
+
+
+def latest_labels(
+    codebook: Codebook, paragraphs: dict, annotations_dir: Path = paths.ANNOTATIONS, stale: list[str] | None = None
+) -> dict[str, dict[str, Annotation]]:
+    """``{paragraph_id: {annotator: label record}}``: each annotator's standing label.
+
+    A later label supersedes an earlier one, an undo withdraws it, a skip
+    changes nothing. Records whose hash no longer matches the paragraph are
+    listed in ``stale`` (when given) and ignored.
+    """
+    latest: dict[str, dict[str, Annotation]] = defaultdict(dict)
+    for path in annotation_files(annotations_dir):
+        for where, record in read_annotations(path, paragraphs, codebook):
+            if record.hash != paragraphs[record.paragraph_id]["hash"]:
+                if stale is not None:
+                    stale.append(f"{where} ({record.paragraph_id})")
+                continue
+            if record.action == "label":
+                latest[record.paragraph_id][record.annotator] = record
+            elif record.action == "undo":
+                latest[record.paragraph_id].pop(record.annotator, None)
+    return {pid: by for pid, by in latest.items() if by}
+
+
 def derive_gold(
     codebook: Codebook,
     paragraphs: dict[str, dict[str, Any]],
@@ -132,13 +196,7 @@ def derive_gold(
 ) -> GoldReport:
     """Combine every annotator's latest valid record (and adjudications) into gold labels."""
     report = GoldReport()
-    latest: dict[str, dict[str, Annotation]] = defaultdict(dict)
-    for path in annotation_files(annotations_dir):
-        for where, record in _read_records(path, Annotation, paragraphs, codebook):
-            if record.hash != paragraphs[record.paragraph_id]["hash"]:
-                report.stale.append(f"{where} ({record.paragraph_id})")
-                continue
-            latest[record.paragraph_id][record.annotator] = record
+    latest = latest_labels(codebook, paragraphs, annotations_dir, report.stale)
     decided: dict[str, Adjudication] = {}
     if adjudications.exists():
         for where, record in _read_records(adjudications, Adjudication, paragraphs, codebook):

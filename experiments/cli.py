@@ -88,6 +88,22 @@ def cmd_bench(args: argparse.Namespace) -> None:
               precision=args.precision)
 
 
+def cmd_predict(args: argparse.Namespace) -> None:
+    from experiments.inputs import TableColumns, open_inputs
+    from experiments.predict import predict_files
+
+    columns = TableColumns(text=args.text_column, id=args.id_column, doc=args.doc_column)
+    out = Path(args.out) if args.out else None
+    with open_inputs(args.inputs, columns, args.stdin_format) as inputs:
+        summary = predict_files(args.run_dir, inputs, out=out, fmt=args.format, model=args.model,
+                                chunk_size=args.chunk_size, progress=sys.stderr.isatty() and not args.no_progress)
+    if out is not None:
+        resumed = f" (resumed after {summary.resumed_from})" if summary.resumed_from else ""
+        models = ", ".join(f"{task}: {name}" for task, name in summary.models.items())
+        print(f"{summary.paragraphs} paragraphs{resumed} labelled by {_rel(summary.run_dir)} [{models}] -> {_rel(out)}",
+              file=sys.stderr)
+
+
 def _rel(path: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(Path.cwd()))
@@ -126,6 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="inference precision of the project's path")
     p.set_defaults(func=cmd_bench)
+
+    p = verbs.add_parser("predict", help="label new paragraphs with the models a run saved (final_fit: true)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, or a config's results folder (its newest run with models)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help=".txt/.md documents, .jsonl/.csv/.tsv tables, folders, or - for stdin")
+    p.add_argument("--out", help="output file; unfinished output is resumed on the next call (default: standard output)")
+    p.add_argument("--format", choices=["jsonl", "csv"], help="output format (default: from --out's suffix, else jsonl)")
+    p.add_argument("--model", help="a saved model's name (default: the run's best per task)")
+    p.add_argument("--text-column", default="text", help="text column of .jsonl/.csv input (default: text)")
+    p.add_argument("--id-column", default="id", help="paragraph id column, if any (default: id; else FILE:LINE)")
+    p.add_argument("--doc-column", default="doc_id", help="document id column, if any (default: doc_id; else the file name)")
+    p.add_argument("--stdin-format", default="text", choices=["text", "jsonl", "csv"], help="what - reads (default: text, a document)")
+    p.add_argument("--chunk-size", type=int, default=256, help="paragraphs labelled and saved per step (default: 256)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_predict)
 
     p = verbs.add_parser("plot", help="redraw the plots of run directories from their saved predictions")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")

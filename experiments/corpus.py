@@ -226,6 +226,15 @@ def read_document(path: Path) -> str:
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
+def document_id(path: Path) -> str:
+    """The id of a document the manifest does not describe: its file name, slugged.
+
+    >>> document_id(Path("news/Op-Ed 12.txt"))
+    'op_ed_12'
+    """
+    return _SLUG.sub("_", path.stem.lower()).strip("_") or "document"
+
+
 def load_documents(seeds_dir: Path = paths.SEEDS) -> list[Document]:
     """Every document file in ``seeds_dir``, described by the manifest where it lists the file.
 
@@ -251,7 +260,7 @@ def load_documents(seeds_dir: Path = paths.SEEDS) -> list[Document]:
     documents = []
     ids: set[str] = set()
     for path in sorted(p for p in seeds_dir.iterdir() if p.suffix.lower() in DOCUMENT_SUFFIXES):
-        doc = listed.get(path.name) or Document(id=_SLUG.sub("_", path.stem.lower()).strip("_"), file=path.name)
+        doc = listed.get(path.name) or Document(id=document_id(path), file=path.name)
         if doc.id in ids:
             raise UserError(f"{manifest_path}: document id {doc.id!r} is used twice; give each document its own id")
         ids.add(doc.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -13,12 +14,18 @@ import yaml
 from experiments.errors import UserError
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    """Yield ``(line_number, record)`` for each non-blank line of ``path``."""
+def read_jsonl(path: Path, torn_tail_ok: bool = False) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, record)`` for each non-blank line of ``path``.
+
+    With ``torn_tail_ok`` a last line that has no newline and is not valid
+    JSON (a write cut off by a crash) is skipped instead of refused.
+    """
     try:
         handle = open(path, encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; convert it to UTF-8") from None
     with handle:
         for lineno, line in enumerate(handle, start=1):
             if not line.strip():
@@ -26,6 +33,8 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
+                if torn_tail_ok and not line.endswith("\n"):
+                    return
                 raise UserError(f"{path}:{lineno}: not valid JSON ({exc.msg}); fix or remove that line") from None
             if not isinstance(record, dict):
                 raise UserError(f"{path}:{lineno}: expected a JSON object per line")
@@ -55,13 +64,28 @@ def write_jsonl_atomic(path: Path, records: Iterable[dict]) -> None:
     write_text_atomic(path, "".join(dumps(r) + "\n" for r in records))
 
 
-def append_jsonl(path: Path, record: dict) -> None:
-    """Append one record and flush it to disk before returning (annotation files are append-only)."""
+def append_jsonl(path: Path, *records: dict) -> None:
+    """Append records and flush them to disk before returning (annotation files are append-only).
+
+    The records go out in one ``write`` under an exclusive lock, so two
+    processes appending to the same file never interleave their lines, and a
+    killed process leaves whole lines. A file whose last line was cut off
+    gets a newline first, so the new records stay readable.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(dumps(record) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    payload = "".join(dumps(r) + "\n" for r in records).encode("utf-8")
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            payload = b"\n" + payload
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_yaml(path: Path, what: str = "file", missing_hint: str = "check the path") -> object:

@@ -1,0 +1,565 @@
+"""Inter-annotator agreement and adjudication of disagreements.
+
+``compute_agreement`` compares the annotators' standing labels (see
+``annotations.latest_labels``): Cohen's kappa per annotator pair, for stance and
+for each frame as present/absent, Krippendorff's alpha (nominal) across all
+annotators, the stance confusion matrix per pair, and the list of paragraphs
+on which annotators disagree. ``format_agreement`` and ``report_json`` render
+that report for a terminal or as JSON.
+
+A disagreement is settled by an adjudication record appended to
+``data/adjudications.jsonl`` (``record_adjudication``, or interactively with
+``adjudicate_interactive``); ``annotations.derive_gold`` then takes the
+adjudicated labels into gold. Annotation files are never edited.
+
+A statistic that is undefined (kappa when both annotators used one and the
+same label, fewer than two paragraphs in common, alpha without any variation)
+is ``None`` and prints as ``n/a``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import textwrap
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import krippendorff
+import numpy as np
+from sklearn.metrics import cohen_kappa_score, confusion_matrix
+
+from experiments import paths
+from experiments.annotations import (
+    Adjudication,
+    Annotation,
+    _read_records,
+    check_annotator_name,
+    latest_labels,
+    now,
+)
+from experiments.codebook import Codebook
+from experiments.errors import UserError
+from experiments.io import append_jsonl
+
+START_HINT = "agreement needs two — start the app with --annotator NAME"
+WRAP = 100
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class PairAgreement:
+    """Agreement of annotator ``a`` with annotator ``b`` on the paragraphs both labelled."""
+
+    a: str
+    b: str
+    n: int
+    stance_kappa: float | None
+    stance_agreement: float | None  # share of the n paragraphs with the same stance, 0..1
+    frame_kappa: dict[str, float | None]
+    confusion: list[list[int]]  # rows: a's stance, columns: b's stance, in codebook order
+
+
+@dataclass
+class Alpha:
+    """Krippendorff's alpha (nominal) over the paragraphs labelled by two or more annotators."""
+
+    n: int
+    stance: float | None
+    frames: dict[str, float | None]
+
+
+@dataclass
+class Disagreement:
+    """A paragraph on which at least two annotators' standing labels differ."""
+
+    paragraph_id: str
+    doc_id: str
+    text: str
+    labels: dict[str, dict[str, Any]]  # annotator -> {"stance": ..., "frames": [...]}
+    adjudication: dict[str, Any] | None = None
+
+
+@dataclass
+class AgreementReport:
+    stance_labels: list[str]
+    frame_labels: list[str]
+    annotators: list[str]
+    counts: dict[str, int]  # standing labels per annotator
+    labelled: int  # paragraphs with at least one standing label
+    pairs: list[PairAgreement]
+    alpha: Alpha
+    disagreements: list[Disagreement]
+    stale: list[str] = field(default_factory=list)
+
+    @property
+    def message(self) -> str | None:
+        """Why there is no agreement to compute, or ``None`` when there are two or more annotators."""
+        if not self.annotators:
+            return f"no annotator has labels yet; {START_HINT}"
+        if len(self.annotators) == 1:
+            return f"only one annotator ({self.annotators[0]}) has labels; {START_HINT}"
+        return None
+
+
+def _frame_set(record: Annotation) -> frozenset[str]:
+    return frozenset(record.frames)
+
+
+def _ordered(frames, codebook_frames: list[str]) -> list[str]:
+    chosen = set(frames)
+    return [f for f in codebook_frames if f in chosen]
+
+
+def kappa(a: list, b: list) -> float | None:
+    """Cohen's kappa, or ``None`` when it is undefined (fewer than 2 items, or one shared label only).
+
+    >>> kappa(["x", "x", "y"], ["x", "y", "y"])
+    0.4
+    >>> kappa(["x", "x"], ["x", "x"]) is None
+    True
+    """
+    if len(a) < 2 or len(set(a) | set(b)) < 2:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = float(cohen_kappa_score(a, b))
+    return None if math.isnan(value) else round(value, 12)
+
+
+def alpha_nominal(rows: list[list[float]]) -> float | None:
+    """Krippendorff's alpha (nominal); rows are annotators, ``nan`` marks a missing value.
+
+    ``None`` when no paragraph has two values or all values are the same.
+
+    >>> alpha_nominal([[0, 1, 1], [0, 1, 0]])
+    0.5
+    >>> alpha_nominal([[1, 1], [1, float("nan")]]) is None
+    True
+    """
+    data = np.asarray(rows, dtype=float)
+    if data.size == 0:
+        return None
+    pairable = data[:, (~np.isnan(data)).sum(axis=0) >= 2]
+    values = pairable[~np.isnan(pairable)]
+    if pairable.shape[1] == 0 or len(np.unique(values)) < 2:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = float(krippendorff.alpha(reliability_data=pairable, level_of_measurement="nominal"))
+    return None if math.isnan(value) else round(value, 12)
+
+
+def _latest_adjudications(codebook: Codebook, paragraphs: dict, adjudications: Path) -> dict[str, Adjudication]:
+    """The latest adjudication per paragraph whose hash matches the paragraph's current text."""
+    decided: dict[str, Adjudication] = {}
+    if adjudications.exists():
+        for _, record in _read_records(adjudications, Adjudication, paragraphs, codebook):
+            if record.hash == paragraphs[record.paragraph_id]["hash"]:
+                decided[record.paragraph_id] = record
+    return decided
+
+
+def compute_agreement(
+    codebook: Codebook,
+    paragraphs: dict[str, dict[str, Any]],
+    annotations_dir: Path = paths.ANNOTATIONS,
+    adjudications: Path = paths.ADJUDICATIONS,
+) -> AgreementReport:
+    """Agreement between annotators' standing labels, and the paragraphs they disagree on."""
+    stances, frames = codebook.stance_labels, codebook.frame_labels
+    stale: list[str] = []
+    latest = latest_labels(codebook, paragraphs, annotations_dir, stale)
+    # Paragraph order follows paragraphs.jsonl, not the order of annotation files.
+    latest = {pid: latest[pid] for pid in paragraphs if pid in latest}
+    counts: dict[str, int] = {}
+    for by in latest.values():
+        for name in by:
+            counts[name] = counts.get(name, 0) + 1
+    annotators = sorted(counts)
+    counts = {name: counts[name] for name in annotators}
+
+    pairs = []
+    for a, b in itertools.combinations(annotators, 2):
+        common = [by for by in latest.values() if a in by and b in by]
+        sa = [by[a].stance for by in common]
+        sb = [by[b].stance for by in common]
+        if common:
+            matrix = confusion_matrix(sa, sb, labels=stances).tolist()
+            share = sum(x == y for x, y in zip(sa, sb)) / len(common)
+        else:
+            matrix, share = [[0] * len(stances) for _ in stances], None
+        frame_kappa = {
+            f: kappa([int(f in by[a].frames) for by in common], [int(f in by[b].frames) for by in common])
+            for f in frames
+        }
+        pairs.append(PairAgreement(a, b, len(common), kappa(sa, sb), share, frame_kappa, matrix))
+
+    shared = [by for by in latest.values() if len(by) >= 2]
+    index = {s: i for i, s in enumerate(stances)}
+
+    def rows(value: Callable[[Annotation], float]) -> list[list[float]]:
+        return [[value(by[name]) if name in by else np.nan for by in shared] for name in annotators]
+
+    if len(annotators) >= 2 and shared:
+        alpha = Alpha(
+            n=len(shared),
+            stance=alpha_nominal(rows(lambda r: index[r.stance])),
+            frames={f: alpha_nominal(rows(lambda r, f=f: float(f in r.frames))) for f in frames},
+        )
+    else:
+        alpha = Alpha(n=0, stance=None, frames=dict.fromkeys(frames))
+
+    decided = _latest_adjudications(codebook, paragraphs, adjudications)
+    disagreements = []
+    for pid, by in latest.items():
+        if len({(r.stance, _frame_set(r)) for r in by.values()}) < 2:
+            continue
+        paragraph = paragraphs[pid]
+        adjudication = decided.get(pid)
+        disagreements.append(
+            Disagreement(
+                paragraph_id=pid,
+                doc_id=paragraph["doc_id"],
+                text=paragraph["text"],
+                labels={
+                    name: {"stance": by[name].stance, "frames": _ordered(by[name].frames, frames)}
+                    for name in sorted(by)
+                },
+                adjudication=adjudication.model_dump() if adjudication else None,
+            )
+        )
+    return AgreementReport(
+        stance_labels=list(stances),
+        frame_labels=list(frames),
+        annotators=annotators,
+        counts=counts,
+        labelled=len(latest),
+        pairs=pairs,
+        alpha=alpha,
+        disagreements=disagreements,
+        stale=stale,
+    )
+
+
+def pending_disagreements(report: AgreementReport) -> list[Disagreement]:
+    """The disagreements that have no adjudication yet, in paragraph order."""
+    return [d for d in report.disagreements if d.adjudication is None]
+
+
+def report_json(report: AgreementReport) -> dict[str, Any]:
+    """The report as plain JSON-serialisable data (``None`` stays ``null``)."""
+    out = asdict(report)
+    out["message"] = report.message
+    out["pending"] = [d.paragraph_id for d in pending_disagreements(report)]
+    for pair in out["pairs"]:
+        pair["confusion"] = {"rows": pair["a"], "columns": pair["b"], "labels": report.stance_labels,
+                             "matrix": pair["confusion"]}
+    return out
+
+
+# --------------------------------------------------------------------------- text report
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _table(header: list[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
+    """Left-align the first column, right-align the others."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def fmt(row: list[str]) -> str:
+        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        return (indent + "  ".join(cells)).rstrip()
+
+    return [fmt(header), indent + "-" * (sum(widths) + 2 * (len(widths) - 1)), *map(fmt, rows)]
+
+
+def describe_labels(stance: str, frames: list[str]) -> str:
+    """``favor | humanitarian, security``; ``(no frames)`` when there are none.
+
+    >>> describe_labels("none", [])
+    'none | (no frames)'
+    """
+    return f"{stance} | {', '.join(frames) if frames else '(no frames)'}"
+
+
+def _wrap(text: str, indent: str = "    ") -> list[str]:
+    return textwrap.wrap(" ".join(text.split()), width=WRAP, initial_indent=indent, subsequent_indent=indent) or [indent]
+
+
+def format_agreement(report: AgreementReport, codebook: Codebook | None = None) -> str:
+    """The report as aligned plain text for a terminal."""
+    stances = report.stance_labels if codebook is None else codebook.stance_labels
+    frames = report.frame_labels if codebook is None else codebook.frame_labels
+    out: list[str] = []
+    shared = report.alpha.n
+    out.append(
+        f"{len(report.annotators)} annotator(s), {report.labelled} paragraph(s) labelled, "
+        f"{shared} labelled by two or more"
+    )
+    if report.annotators:
+        out += _table(["annotator", "labels"], [[a, str(report.counts[a])] for a in report.annotators])
+    if report.stale:
+        out.append(f"{len(report.stale)} stale annotation(s) ignored (the paragraph text changed since)")
+    if report.message:
+        out.append(report.message)
+        return "\n".join(out)
+
+    out += ["", "Cohen's kappa per pair (stance; each frame present/absent)"]
+    header = ["pair", "n", "stance κ", "stance %", *frames]
+    rows = [
+        [f"{p.a} / {p.b}", str(p.n), _num(p.stance_kappa), _pct(p.stance_agreement),
+         *(_num(p.frame_kappa[f]) for f in frames)]
+        for p in report.pairs
+    ]
+    out += _table(header, rows)
+
+    out += ["", f"Krippendorff's alpha (nominal), all annotators, n = {report.alpha.n} paragraph(s)"]
+    out += _table(
+        ["label", "α"],
+        [["stance", _num(report.alpha.stance)], *([f, _num(report.alpha.frames[f])] for f in frames)],
+    )
+
+    for p in report.pairs:
+        out += ["", f"stance confusion, n = {p.n}: rows {p.a}, columns {p.b}"]
+        out += _table([f"{p.a} \\ {p.b}", *stances], [[s, *map(str, row)] for s, row in zip(stances, p.confusion)])
+
+    pending = pending_disagreements(report)
+    done = len(report.disagreements) - len(pending)
+    out += ["", f"disagreements: {len(report.disagreements)} ({done} adjudicated, {len(pending)} pending)"]
+    for d in report.disagreements:
+        adj = d.adjudication
+        status = f"adjudicated by {adj['adjudicator']}" if adj else "pending"
+        out += ["", f"{d.paragraph_id} (doc {d.doc_id}) [{status}]", *_wrap(d.text)]
+        width = max(len(name) for name in d.labels)
+        out += [f"  {name.ljust(width)}  {describe_labels(l['stance'], l['frames'])}" for name, l in d.labels.items()]
+        if adj:
+            out.append(f"  {'=>'.ljust(width)}  {describe_labels(adj['stance'], _ordered(adj['frames'], frames))}"
+                       f" — {' '.join(adj['reason'].split())}")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- adjudication
+
+
+def stance_keys(codebook: Codebook) -> dict[str, str]:
+    """Shortcut key -> stance label, from the codebook (``{"1": "favor", ...}``)."""
+    return {label.key: label.name for label in codebook.stance.labels}
+
+
+def frame_keys(codebook: Codebook) -> dict[str, str]:
+    """Shortcut letter -> frame label, from the codebook (``{"h": "humanitarian", ...}``)."""
+    return {label.key: label.name for label in codebook.frames.labels}
+
+
+def parse_stance(codebook: Codebook, text: str, where: str) -> str:
+    """A stance given by its name or its codebook key (``1``-``4``)."""
+    value = text.strip()
+    keys = stance_keys(codebook)
+    if value in codebook.stance_labels:
+        return value
+    if value in keys:
+        return keys[value]
+    choices = ", ".join(f"{k} {n}" for k, n in keys.items())
+    raise UserError(f"{where}: unknown stance {value!r}; type a key or name: {choices}")
+
+
+def parse_frames(codebook: Codebook, text: str, where: str) -> list[str]:
+    """Frames as comma- or space-separated names or codebook letters; empty means no frames.
+
+    >>> from experiments.codebook import load_codebook
+    >>> parse_frames(load_codebook(), "s, humanitarian", "x")
+    ['humanitarian', 'security']
+    """
+    keys = frame_keys(codebook)
+    chosen = []
+    for token in text.replace(",", " ").split():
+        if token in codebook.frame_labels:
+            chosen.append(token)
+        elif token in keys:
+            chosen.append(keys[token])
+        else:
+            choices = ", ".join(f"{k} {n}" for k, n in keys.items())
+            raise UserError(f"{where}: unknown frame {token!r}; use letters or names: {choices}")
+    return _ordered(chosen, codebook.frame_labels)
+
+
+def _paragraph(paragraphs: dict, paragraph_id: str) -> dict[str, Any]:
+    if paragraph_id not in paragraphs:
+        raise UserError(
+            f"paragraph id {paragraph_id!r} does not exist in {paths.PARAGRAPHS.name}; "
+            "copy the id from the agreement report"
+        )
+    return paragraphs[paragraph_id]
+
+
+def resolve_choice(
+    codebook: Codebook,
+    paragraphs: dict[str, dict[str, Any]],
+    paragraph_id: str,
+    take: str | None = None,
+    stance: str | None = None,
+    frames: list[str] | None = None,
+    annotations_dir: Path = paths.ANNOTATIONS,
+) -> tuple[str, list[str]]:
+    """The ``(stance, frames)`` an adjudication will record.
+
+    Either ``take`` names an annotator whose standing label on the paragraph
+    is adopted, or ``stance`` (and optionally ``frames``) are given directly.
+    """
+    _paragraph(paragraphs, paragraph_id)
+    if take is not None and (stance is not None or frames):
+        raise UserError(f"{paragraph_id}: give either --take ANNOTATOR or --stance/--frames, not both")
+    if take is None:
+        if stance is None:
+            raise UserError(f"{paragraph_id}: an adjudication needs --stance (and --frames) or --take ANNOTATOR")
+        return stance, list(frames or [])
+    by = latest_labels(codebook, paragraphs, annotations_dir).get(paragraph_id, {})
+    if take not in by:
+        if not by:
+            raise UserError(f"{paragraph_id}: no annotator has a standing label here; give --stance and --frames instead")
+        raise UserError(
+            f"{paragraph_id}: annotator {take!r} has no standing label here; take one of {', '.join(sorted(by))}"
+        )
+    return by[take].stance, _ordered(by[take].frames, codebook.frame_labels)
+
+
+def record_adjudication(
+    codebook: Codebook,
+    paragraphs: dict[str, dict[str, Any]],
+    paragraph_id: str,
+    stance: str,
+    frames: list[str],
+    reason: str,
+    adjudicator: str,
+    adjudications: Path = paths.ADJUDICATIONS,
+) -> dict[str, Any]:
+    """Validate and append one adjudication record; return it. Annotation files are not touched."""
+    paragraph = _paragraph(paragraphs, paragraph_id)
+    check_annotator_name(adjudicator)
+    if stance not in codebook.stance_labels:
+        raise UserError(
+            f"{paragraph_id}: unknown stance {stance!r}; use one of {', '.join(codebook.stance_labels)}"
+        )
+    for frame in frames:
+        if frame not in codebook.frame_labels:
+            raise UserError(
+                f"{paragraph_id}: unknown frame {frame!r}; use any of {', '.join(codebook.frame_labels)}"
+            )
+    if not (reason or "").strip():
+        raise UserError(f"{paragraph_id}: an adjudication needs --reason")
+    record = Adjudication(
+        paragraph_id=paragraph_id,
+        hash=paragraph["hash"],
+        adjudicator=adjudicator,
+        stance=stance,
+        frames=_ordered(frames, codebook.frame_labels),
+        reason=reason.strip(),
+        timestamp=now(),
+    ).model_dump()
+    append_jsonl(adjudications, record)
+    return record
+
+
+class _Quit(Exception):
+    """End of the interactive session (``q`` or end of input)."""
+
+
+def adjudicate_interactive(
+    codebook: Codebook,
+    paragraphs: dict[str, dict[str, Any]],
+    adjudicator: str,
+    read: Callable[[str], str] = input,
+    write: Callable[[str], Any] = print,
+    annotations_dir: Path = paths.ANNOTATIONS,
+    adjudications: Path = paths.ADJUDICATIONS,
+) -> int:
+    """Walk the pending disagreements and record a decision for each; return how many were recorded.
+
+    Each decision is written as soon as it is made, so quitting loses nothing.
+    """
+    check_annotator_name(adjudicator)
+    report = compute_agreement(codebook, paragraphs, annotations_dir, adjudications)
+    pending = pending_disagreements(report)
+    if not pending:
+        write("no pending disagreements; nothing to adjudicate")
+        return 0
+
+    def ask(prompt: str) -> str:
+        try:
+            return read(prompt)
+        except EOFError:
+            raise _Quit from None
+
+    stance_help = ", ".join(f"{k} {n}" for k, n in stance_keys(codebook).items())
+    frame_help = ", ".join(f"{k} {n}" for k, n in frame_keys(codebook).items())
+    recorded = 0
+    try:
+        for i, d in enumerate(pending, start=1):
+            names = list(d.labels)
+            write("")
+            write(f"[{i}/{len(pending)}] {d.paragraph_id} (doc {d.doc_id})")
+            for line in _wrap(d.text):
+                write(line)
+            width = max(len(n) for n in names)
+            for number, name in enumerate(names, start=1):
+                write(f"  {number}  {name.ljust(width)}  {describe_labels(**d.labels[name])}")
+            hint = (f"type 1-{len(names)} or a name ({', '.join(names)}) to take those labels, "
+                    "e to enter labels, s to skip, q to quit")
+            while True:
+                choice = ask("choice [number/name, e, s, q]: ").strip()
+                if choice in ("q", "s", "e"):
+                    break
+                if choice in names:
+                    break
+                if choice.isdigit() and 1 <= int(choice) <= len(names):
+                    choice = names[int(choice) - 1]
+                    break
+                write(hint)
+            if choice == "q":
+                raise _Quit
+            if choice == "s":
+                write(f"skipped {d.paragraph_id}")
+                continue
+            if choice == "e":
+                while True:
+                    answer = ask(f"stance ({stance_help}; q to quit): ")
+                    if answer.strip() == "q":
+                        raise _Quit
+                    try:
+                        stance = parse_stance(codebook, answer, d.paragraph_id)
+                        break
+                    except UserError as exc:
+                        write(str(exc))
+                while True:
+                    answer = ask(f"frames ({frame_help}; comma-separated, empty = none; q to quit): ")
+                    if answer.strip() == "q":
+                        raise _Quit
+                    try:
+                        frames = parse_frames(codebook, answer, d.paragraph_id)
+                        break
+                    except UserError as exc:
+                        write(str(exc))
+            else:
+                stance, frames = d.labels[choice]["stance"], list(d.labels[choice]["frames"])
+            while not (reason := ask("reason: ").strip()):
+                write("a reason is required: say why this decision (one line)")
+            record_adjudication(codebook, paragraphs, d.paragraph_id, stance, frames, reason, adjudicator,
+                                adjudications)
+            recorded += 1
+            write(f"recorded {d.paragraph_id}: {describe_labels(stance, frames)}")
+    except _Quit:
+        pass
+    left = len(pending) - recorded
+    write(f"{recorded} adjudication(s) recorded; {left} disagreement(s) still pending")
+    return recorded

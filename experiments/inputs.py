@@ -1,0 +1,199 @@
+"""New text to label: documents, folders, JSON Lines or CSV tables, standard input.
+
+``open_inputs`` checks the paths a user named and ``iter_paragraphs``
+streams one record per paragraph from them, in a fixed order, so a second
+pass over the same inputs yields the same paragraphs (``predict`` relies on
+that to resume). Documents are segmented by the corpus rules; a table row
+is one paragraph, its text whitespace-normalised like the corpus.
+
+>>> import tempfile, pathlib
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (folder / "Op Ed.txt").write_text("A Title\\n\\nIt rained on Monday.\\n", encoding="utf-8")
+>>> [(p["id"], p["kind"], p["text"]) for p in iter_paragraphs(open_inputs([str(folder)]))]
+[('op_ed-001', 'headline', 'A Title'), ('op_ed-002', 'body', 'It rained on Monday.')]
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from experiments.corpus import DOCUMENT_SUFFIXES, document_id, normalize_whitespace, read_document, segment_text, text_hash
+from experiments.errors import UserError
+
+TABLE_SUFFIXES = (".jsonl", ".csv", ".tsv")
+STDIN_FORMATS = ("text", "jsonl", "csv")
+
+
+@dataclass(frozen=True)
+class TableColumns:
+    """Which columns of a JSON Lines or CSV table hold the text, the id and the document."""
+
+    text: str = "text"
+    id: str = "id"
+    doc: str = "doc_id"
+
+
+@dataclass
+class Inputs:
+    """Checked input files in reading order; ``close`` removes a spooled copy of stdin."""
+
+    files: list[tuple[Path, str]]  # (path, "document" | "jsonl" | "csv" | "tsv")
+    names: list[str]  # as the user named them, for messages and resume checks
+    columns: TableColumns = field(default_factory=TableColumns)
+    _spool: Path | None = None
+
+    def signature(self) -> list[dict]:
+        """What identifies these inputs for resuming: each file's name, size and modification time."""
+        out = []
+        for path, kind in self.files:
+            stat = path.stat()
+            name = "<stdin>" if self._spool and path.is_relative_to(self._spool) else str(path.resolve())
+            out.append({"file": name, "kind": kind, "bytes": stat.st_size,
+                        "mtime": None if name == "<stdin>" else stat.st_mtime_ns})
+        return out
+
+    def close(self) -> None:
+        if self._spool:
+            shutil.rmtree(self._spool, ignore_errors=True)
+
+    def __enter__(self) -> "Inputs":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _kind(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix in DOCUMENT_SUFFIXES:
+        return "document"
+    if suffix in TABLE_SUFFIXES:
+        return suffix[1:]
+    return None
+
+
+def open_inputs(names: list[str], columns: TableColumns = TableColumns(), stdin_format: str = "text") -> Inputs:
+    """Resolve files, folders and ``-`` (standard input) into the files to read, in order.
+
+    A folder contributes its documents and tables, sorted by path, searched
+    recursively. Standard input is copied to a temporary file first so it
+    can be read twice (once to check and count, once to label).
+    """
+    if not names:
+        raise UserError("no input given; name .txt/.md documents, .jsonl/.csv tables, folders, or - for standard input")
+    files: list[tuple[Path, str]] = []
+    spool = None
+    for name in names:
+        if name == "-":
+            if stdin_format not in STDIN_FORMATS:
+                raise UserError(f"--stdin-format {stdin_format!r}: use one of {', '.join(STDIN_FORMATS)}")
+            spool = Path(tempfile.mkdtemp(prefix="experiments-stdin-"))
+            path = spool / f"stdin.{'txt' if stdin_format == 'text' else stdin_format}"
+            with open(path, "wb") as handle:
+                shutil.copyfileobj(sys.stdin.buffer, handle)
+            files.append((path, _kind(path)))
+            continue
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and _kind(p) and not p.name.startswith("."))
+            if not found:
+                raise UserError(f"{path}: no .txt, .md, .jsonl, .csv or .tsv files in this folder")
+            files.extend((p, _kind(p)) for p in found)
+        elif path.is_file():
+            kind = _kind(path)
+            if kind is None:
+                raise UserError(f"{path}: cannot read {path.suffix or 'files without a suffix'}; "
+                                "give .txt/.md documents, .jsonl/.csv/.tsv tables, or a folder of them")
+            files.append((path, kind))
+        else:
+            raise UserError(f"{path}: no such file or folder")
+    return Inputs(files=files, names=list(names), columns=columns, _spool=spool)
+
+
+def iter_paragraphs(inputs: Inputs) -> Iterator[dict]:
+    """One record per paragraph: ``id``, ``doc_id``, ``kind``, ``text``, ``hash`` and ``source``."""
+    for path, kind in inputs.files:
+        source = "<stdin>" if inputs._spool and path.is_relative_to(inputs._spool) else str(path)
+        if kind == "document":
+            records = segment_text(read_document(path), document_id(path) if source != "<stdin>" else "stdin")
+            if not records:
+                raise UserError(f"{source}: no paragraphs left after removing page boilerplate")
+            for record in records:
+                yield {"id": record["id"], "doc_id": record["doc_id"], "kind": record["kind"], "text": record["text"],
+                       "hash": record["hash"], "source": source}
+        else:
+            yield from _table_rows(path, kind, source, inputs.columns)
+
+
+def _table_rows(path: Path, kind: str, source: str, columns: TableColumns) -> Iterator[dict]:
+    stem = "stdin" if source == "<stdin>" else document_id(path)
+    seen = 0
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            if kind == "jsonl":
+                rows = _jsonl_rows(handle, source)
+            else:
+                rows = _csv_rows(handle, source, columns, "\t" if kind == "tsv" else ",")
+            for lineno, row in rows:
+                where = f"{source}:{lineno}"
+                raw = row.get(columns.text)
+                if raw is None:
+                    raise UserError(f"{where}: no {columns.text!r} field; name the text field with --text-column")
+                if not isinstance(raw, str):
+                    raise UserError(f"{where}: {columns.text!r} is not a string")
+                text = normalize_whitespace(raw)
+                if not text:
+                    raise UserError(f"{where}: the text is empty; fill it in or remove the row")
+                seen += 1
+                yield {
+                    "id": str(row.get(columns.id) or f"{stem}:{lineno}"),
+                    "doc_id": str(row.get(columns.doc) or stem),
+                    "kind": "body",
+                    "text": text,
+                    "hash": text_hash(text),
+                    "source": source,
+                }
+    except UnicodeDecodeError:
+        raise UserError(f"{source}: not UTF-8 text; convert it to UTF-8, e.g. with iconv") from None
+    if not seen:
+        raise UserError(f"{source}: the table has no rows")
+
+
+def _jsonl_rows(handle, source: str) -> Iterator[tuple[int, dict]]:
+    for lineno, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{source}:{lineno}: not valid JSON ({exc.msg}); fix or remove that line") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{source}:{lineno}: expected a JSON object per line")
+        yield lineno, row
+
+
+def _csv_rows(handle, source: str, columns: TableColumns, delimiter: str) -> Iterator[tuple[int, dict]]:
+    reader = csv.DictReader(handle, delimiter=delimiter)
+    header = reader.fieldnames or []
+    if columns.text not in header:
+        shown = ", ".join(header) if header else "none"
+        raise UserError(f"{source}: no column {columns.text!r} (columns: {shown}); name the text column with --text-column")
+    for row in reader:
+        if None in row:
+            raise UserError(f"{source}:{reader.line_num}: more fields than the header has; quote fields that contain '{delimiter}'")
+        yield reader.line_num, row
+
+
+def count_paragraphs(inputs: Inputs) -> int:
+    """Read everything once, refusing bad input before anything is written; return the paragraph count."""
+    n = sum(1 for _ in iter_paragraphs(inputs))
+    if n == 0:
+        raise UserError(f"{', '.join(inputs.names)}: no paragraphs to label")
+    return n
