@@ -136,8 +136,8 @@ def alpha_nominal(rows: list[list[float]]) -> float | None:
 
     ``None`` when no paragraph has two values or all values are the same.
 
-    >>> alpha_nominal([[0, 1, 1], [0, 1, 0]])
-    0.5
+    >>> alpha_nominal([[0, 1, 1], [0, 1, 0]])  # 1 - 5 * 2 / (36 - 18) = 4/9
+    0.444444444444
     >>> alpha_nominal([[1, 1], [1, float("nan")]]) is None
     True
     """
@@ -266,7 +266,7 @@ def report_json(report: AgreementReport) -> dict[str, Any]:
 
 
 def _num(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+    return "n/a" if value is None else f"{value + 0.0:.{digits}f}"  # + 0.0: no "-0.000"
 
 
 def _pct(value: float | None) -> str:

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from experiments import paths
 from experiments.codebook import Codebook
@@ -86,10 +86,10 @@ class Adjudication(BaseModel):
 
     paragraph_id: str
     hash: str
-    adjudicator: str
+    adjudicator: str = Field(min_length=1)
     stance: str
     frames: list[str]
-    reason: str
+    reason: str = Field(min_length=1)
     timestamp: str
 
 
@@ -144,7 +144,7 @@ def _read_records(path: Path, model: type[BaseModel], paragraphs: dict, codebook
         except ValidationError as exc:
             error = exc.errors()[0]
             key = ".".join(str(p) for p in error["loc"]) or "record"
-            problem = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            problem = "unknown key" if error["type"] == "extra_forbidden" else error["msg"].removeprefix("Value error, ")
             raise UserError(f"{where}: {key}: {problem}") from None
         if record.paragraph_id not in paragraphs:
             raise UserError(
@@ -177,6 +177,9 @@ def latest_labels(
     latest: dict[str, dict[str, Annotation]] = defaultdict(dict)
     for path in annotation_files(annotations_dir):
         for where, record in read_annotations(path, paragraphs, codebook):
+            if record.annotator != path.stem:
+                raise UserError(f"{where}: annotator {record.annotator!r} in {path.name}; "
+                                f"each annotator's records belong in their own file ({record.annotator}.jsonl)")
             if record.hash != paragraphs[record.paragraph_id]["hash"]:
                 if stale is not None:
                     stale.append(f"{where} ({record.paragraph_id})")

@@ -104,6 +104,55 @@ def cmd_predict(args: argparse.Namespace) -> None:
               file=sys.stderr)
 
 
+def cmd_annotate(args: argparse.Namespace) -> None:
+    from experiments.annotate import DataDir, start_session
+    from experiments.app import check_port, serve
+    from experiments.codebook import load_codebook
+
+    check_port(args.host, args.port)
+    session = start_session(args.annotator, load_codebook(), DataDir(Path(args.data)), source=args.source,
+                            suggest=args.suggest, order=args.order, seed=args.seed, progress=sys.stderr.isatty())
+    serve(session, host=args.host, port=args.port)
+
+
+def _agreement_inputs(args: argparse.Namespace):
+    from experiments.annotate import DataDir, read_corpus
+    from experiments.codebook import load_codebook
+
+    data = DataDir(Path(args.data))
+    return load_codebook(), read_corpus(data), data
+
+
+def cmd_agreement(args: argparse.Namespace) -> None:
+    import json
+
+    from experiments.agreement import compute_agreement, format_agreement, report_json
+
+    codebook, paragraphs, data = _agreement_inputs(args)
+    report = compute_agreement(codebook, paragraphs, data.annotations, data.adjudications)
+    print(json.dumps(report_json(report), indent=2, ensure_ascii=False) if args.json else format_agreement(report, codebook))
+
+
+def cmd_adjudicate(args: argparse.Namespace) -> None:
+    from experiments.agreement import adjudicate_interactive, describe_labels, parse_frames, parse_stance, record_adjudication, resolve_choice
+
+    codebook, paragraphs, data = _agreement_inputs(args)
+    if args.paragraph is None:
+        if args.take or args.stance or args.frames is not None or args.reason:
+            raise UserError("--take, --stance, --frames and --reason need --paragraph ID; without it adjudicate asks interactively")
+        adjudicate_interactive(codebook, paragraphs, args.adjudicator, annotations_dir=data.annotations,
+                               adjudications=data.adjudications)
+        return
+    where = args.paragraph
+    stance = parse_stance(codebook, args.stance, where) if args.stance else None
+    frames = parse_frames(codebook, args.frames, where) if args.frames is not None else None
+    stance, frames = resolve_choice(codebook, paragraphs, args.paragraph, take=args.take, stance=stance, frames=frames,
+                                    annotations_dir=data.annotations)
+    record_adjudication(codebook, paragraphs, args.paragraph, stance, frames, args.reason or "", args.adjudicator,
+                        adjudications=data.adjudications)
+    print(f"recorded {args.paragraph}: {describe_labels(stance, frames)} -> {_rel(data.adjudications)}")
+
+
 def _rel(path: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(Path.cwd()))
@@ -156,6 +205,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=256, help="paragraphs labelled and saved per step (default: 256)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_predict)
+
+    p = verbs.add_parser("annotate", help="open the labelling app in the browser (one annotator per process)")
+    p.add_argument("--annotator", required=True, help="your name: letters, digits, '_' or '-'; decisions go to data/annotations/NAME.jsonl")
+    p.add_argument("--source", action="append", metavar="FILE|DIR", help="new documents or tables to add to the corpus and label (repeatable); default: the whole corpus")
+    p.add_argument("--suggest", metavar="RUN_DIR", help="pre-select a saved model's labels (a run with final_fit: true, or a config's results folder)")
+    p.add_argument("--order", default="document", choices=["document", "random", "uncertain"], help="queue order (uncertain needs --suggest)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --order random")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--data", default=str(paths.DATA), help="data folder with paragraphs.jsonl and annotations/ (default: data/)")
+    p.set_defaults(func=cmd_annotate)
+
+    p = verbs.add_parser("agreement", help="inter-annotator agreement: Cohen's kappa per pair, Krippendorff's alpha, disagreements")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--data", default=str(paths.DATA), help="data folder (default: data/)")
+    p.set_defaults(func=cmd_agreement)
+
+    p = verbs.add_parser("adjudicate", help="settle disagreements into gold (interactive, or one paragraph with --paragraph)")
+    p.add_argument("--adjudicator", required=True, help="your name, recorded with each decision")
+    p.add_argument("--paragraph", metavar="ID", help="settle this paragraph without prompting")
+    p.add_argument("--take", metavar="ANNOTATOR", help="with --paragraph: take this annotator's labels")
+    p.add_argument("--stance", help="with --paragraph: the stance (name or key 1-4)")
+    p.add_argument("--frames", help="with --paragraph: frames as names or letters, comma-separated ('' for none)")
+    p.add_argument("--reason", help="with --paragraph: why (required)")
+    p.add_argument("--data", default=str(paths.DATA), help="data folder (default: data/)")
+    p.set_defaults(func=cmd_adjudicate)
 
     p = verbs.add_parser("plot", help="redraw the plots of run directories from their saved predictions")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")

@@ -21,7 +21,7 @@ from typing import Any
 
 from experiments import paths
 from experiments.errors import UserError
-from experiments.io import read_yaml, write_jsonl_atomic
+from experiments.io import locked, read_jsonl, read_yaml, write_jsonl_atomic
 
 DOCUMENT_SUFFIXES = (".txt", ".md")
 
@@ -273,11 +273,18 @@ def load_documents(seeds_dir: Path = paths.SEEDS) -> list[Document]:
 def build_corpus(seeds_dir: Path = paths.SEEDS, out: Path = paths.PARAGRAPHS) -> list[dict[str, Any]]:
     """Segment every seed document and write the paragraphs as JSON Lines.
 
-    Every document is read and checked before anything is written, so one bad
+    Paragraphs that the annotation app added from other sources (records
+    with a ``source``) are kept after the seed paragraphs, unchanged. Every
+    document is read and checked before anything is written, so one bad
     file leaves the previous ``paragraphs.jsonl`` untouched.
     """
     records: list[dict[str, Any]] = []
     for doc in load_documents(seeds_dir):
         records.extend(segment_text(read_document(seeds_dir / doc.file), doc.id))
-    write_jsonl_atomic(out, records)
+    with locked(out):
+        if out.exists():
+            seed_docs = {r["doc_id"] for r in records}
+            records.extend(r for _, r in read_jsonl(out, torn_tail_ok=True)
+                           if r.get("source") and r["doc_id"] not in seed_docs)
+        write_jsonl_atomic(out, records)
     return records

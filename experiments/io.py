@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -84,6 +85,22 @@ def append_jsonl(path: Path, *records: dict) -> None:
         while view:
             view = view[os.write(fd, view):]
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock on ``path`` across processes (through ``.<name>.lock`` beside it).
+
+    A separate lock file is used because an atomic rewrite replaces the
+    file itself, and a lock on the old file would protect nothing.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
     finally:
         os.close(fd)
 

@@ -1,0 +1,467 @@
+"""Agreement statistics against hand-computed values; adjudication records and the interactive walk."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import pytest
+
+from experiments.agreement import (
+    adjudicate_interactive,
+    compute_agreement,
+    format_agreement,
+    pending_disagreements,
+    record_adjudication,
+    report_json,
+    resolve_choice,
+)
+from experiments.annotations import Adjudication, derive_gold
+from experiments.corpus import text_hash
+from experiments.errors import UserError
+
+# Ten paragraphs in two documents; p-01..p-10 are numbered in file order.
+TEXTS = {f"p-{i:02d}": ("d1" if i <= 5 else "d2", f"Paragraph number {i} about Iran.") for i in range(1, 11)}
+TEXTS["p-11"] = ("d2", "A long paragraph. " * 12)
+FRAMES = ["humanitarian", "security", "sovereignty", "regime_legitimacy", "resistance", "gender", "economic"]
+
+
+@pytest.fixture
+def paragraphs():
+    return {
+        pid: {"id": pid, "doc_id": doc, "kind": "body", "text": text, "hash": text_hash(text)}
+        for pid, (doc, text) in TEXTS.items()
+    }
+
+
+def rec(pid, annotator, stance="none", frames=(), action="label", hash=None):
+    out = {
+        "paragraph_id": pid,
+        "hash": hash or text_hash(TEXTS[pid][1]),
+        "annotator": annotator,
+        "action": action,
+        "frames": [] if action != "label" else list(frames),
+        "timestamp": "2026-01-01T00:00:00+00:00",
+    }
+    if action == "label":
+        out["stance"] = stance
+    return out
+
+
+@pytest.fixture
+def store(tmp_path):
+    """Write annotator files into tmp_path/annotations; returns (annotations dir, adjudications path)."""
+    annotations = tmp_path / "annotations"
+    annotations.mkdir()
+    adjudications = tmp_path / "adjudications.jsonl"
+
+    def write(records: list[dict]):
+        by: dict[str, list[dict]] = {}
+        for r in records:
+            by.setdefault(r["annotator"], []).append(r)
+        for name, rs in by.items():
+            (annotations / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rs), encoding="utf-8")
+        return annotations, adjudications
+
+    return write
+
+
+# ana / ben on p-01..p-10: (ana stance, ben stance, ana humanitarian?, ben humanitarian?)
+KAPPA_TABLE = [
+    ("favor", "favor", 1, 1),
+    ("favor", "favor", 1, 1),
+    ("favor", "favor", 1, 1),
+    ("favor", "against", 1, 0),
+    ("against", "against", 1, 0),
+    ("against", "against", 0, 1),
+    ("against", "neutral", 0, 0),
+    ("neutral", "neutral", 0, 0),
+    ("neutral", "none", 0, 0),
+    ("none", "none", 0, 0),
+]
+
+
+def kappa_records():
+    out = []
+    for i, (sa, sb, ha, hb) in enumerate(KAPPA_TABLE, start=1):
+        pid = f"p-{i:02d}"
+        out.append(rec(pid, "ana", sa, ["humanitarian"] if ha else []))
+        out.append(rec(pid, "ben", sb, ["humanitarian"] if hb else []))
+    return out
+
+
+def test_cohens_kappa_for_stance_and_a_frame_matches_the_hand_computation(codebook, paragraphs, store):
+    ann, adj = store(kappa_records())
+    report = compute_agreement(codebook, paragraphs, ann, adj)
+    assert report.annotators == ["ana", "ben"]
+    assert report.counts == {"ana": 10, "ben": 10}
+    [pair] = report.pairs
+    assert (pair.a, pair.b, pair.n) == ("ana", "ben", 10)
+    # Stance. Agreement on p-01,02,03,05,06,08,10: p_o = 7/10.
+    # ana: favor 4, against 3, neutral 2, none 1; ben: favor 3, against 3, neutral 2, none 2.
+    # p_e = (4*3 + 3*3 + 2*2 + 1*2) / 100 = 27/100; kappa = (70/100 - 27/100) / (73/100) = 43/73.
+    assert pair.stance_kappa == pytest.approx(float(Fraction(43, 73)), abs=1e-9)
+    assert pair.stance_agreement == pytest.approx(0.7, abs=1e-12)
+    # Humanitarian. Same presence on p-01,02,03 and p-07..10: p_o = 7/10.
+    # ana present 5/10, ben 4/10: p_e = 0.5*0.4 + 0.5*0.6 = 1/2; kappa = (7/10 - 1/2) / (1/2) = 2/5.
+    assert pair.frame_kappa["humanitarian"] == pytest.approx(0.4, abs=1e-9)
+    # Nobody used any other frame: kappa is undefined, not 1 or 0.
+    assert {f: pair.frame_kappa[f] for f in FRAMES[1:]} == dict.fromkeys(FRAMES[1:])
+
+
+def test_the_stance_confusion_matrix_has_a_in_rows_and_b_in_columns(codebook, paragraphs, store):
+    ann, adj = store(kappa_records())
+    [pair] = compute_agreement(codebook, paragraphs, ann, adj).pairs
+    #                  ben: favor against neutral none
+    assert pair.confusion == [
+        [3, 1, 0, 0],  # ana favor
+        [0, 2, 1, 0],  # ana against
+        [0, 0, 1, 1],  # ana neutral
+        [0, 0, 0, 1],  # ana none
+    ]
+
+
+def test_disagreements_are_the_paragraphs_whose_stance_or_frame_set_differs(codebook, paragraphs, store):
+    ann, adj = store(kappa_records())
+    report = compute_agreement(codebook, paragraphs, ann, adj)
+    assert [d.paragraph_id for d in report.disagreements] == ["p-04", "p-05", "p-06", "p-07", "p-09"]
+    d = report.disagreements[0]
+    assert (d.doc_id, d.text, d.adjudication) == ("d1", "Paragraph number 4 about Iran.", None)
+    assert d.labels == {"ana": {"stance": "favor", "frames": ["humanitarian"]},
+                        "ben": {"stance": "against", "frames": []}}
+    assert pending_disagreements(report) == report.disagreements
+
+
+# ana / ben / cy on p-01..p-04 (stance, humanitarian); cy did not label p-03; only ana labelled p-05.
+ALPHA_TABLE = {
+    "p-01": {"ana": ("favor", 1), "ben": ("favor", 1), "cy": ("favor", 0)},
+    "p-02": {"ana": ("against", 0), "ben": ("against", 0), "cy": ("neutral", 0)},
+    "p-03": {"ana": ("neutral", 1), "ben": ("neutral", 1)},
+    "p-04": {"ana": ("favor", 0), "ben": ("against", 1), "cy": ("favor", 0)},
+    "p-05": {"ana": ("none", 0)},
+}
+
+
+def alpha_records():
+    return [
+        rec(pid, name, stance, ["humanitarian"] if hum else [])
+        for pid, by in ALPHA_TABLE.items()
+        for name, (stance, hum) in by.items()
+    ]
+
+
+def test_krippendorffs_alpha_matches_the_hand_computed_coincidence_matrix(codebook, paragraphs, store):
+    ann, adj = store(alpha_records())
+    report = compute_agreement(codebook, paragraphs, ann, adj)
+    assert report.alpha.n == 4  # p-05 has one annotator and does not count
+    # Stance, each unit's ordered pairs weighted 1/(m_u - 1):
+    #   p-01 F,F,F -> o_FF += 3; p-02 A,A,N -> o_AA += 1, o_AN += 1, o_NA += 1;
+    #   p-03 N,N -> o_NN += 2;   p-04 F,A,F -> o_FF += 1, o_FA += 1, o_AF += 1.
+    #   n_F = 5, n_A = 3, n_N = 3, n = 11; off-diagonal sum = 4.
+    #   alpha = 1 - (n - 1) * 4 / (n^2 - sum n_c^2) = 1 - 10 * 4 / (121 - 43) = 1 - 40/78 = 19/39.
+    assert report.alpha.stance == pytest.approx(float(Fraction(19, 39)), abs=1e-9)
+    # Humanitarian: p-01 1,1,0 -> o11 += 1, o10 += 1, o01 += 1; p-02 0,0,0 -> o00 += 3;
+    #   p-03 1,1 -> o11 += 2; p-04 0,1,0 -> o00 += 1, o01 += 1, o10 += 1.
+    #   n_1 = 5, n_0 = 6, n = 11; off-diagonal sum = 4.
+    #   alpha = 1 - 10 * 4 / (121 - 25 - 36) = 1 - 40/60 = 1/3.
+    assert report.alpha.frames["humanitarian"] == pytest.approx(float(Fraction(1, 3)), abs=1e-9)
+    assert report.alpha.frames["security"] is None  # nobody used it: no variation
+    assert [(p.a, p.b, p.n) for p in report.pairs] == [("ana", "ben", 4), ("ana", "cy", 3), ("ben", "cy", 3)]
+
+
+def test_frames_are_compared_as_sets(codebook, paragraphs, store):
+    ann, adj = store([
+        rec("p-01", "ana", "favor", ["security", "humanitarian"]),
+        rec("p-01", "ben", "favor", ["humanitarian", "security"]),
+        rec("p-02", "ana", "against", ["gender"]),
+        rec("p-02", "ben", "against", ["gender", "gender"]),
+    ])
+    report = compute_agreement(codebook, paragraphs, ann, adj)
+    assert report.disagreements == []
+    assert report.pairs[0].stance_agreement == 1.0
+
+
+def test_an_undo_withdraws_the_label_from_agreement(codebook, paragraphs, store):
+    ann, adj = store([
+        rec("p-01", "ana", "favor"), rec("p-02", "ana", "favor"),
+        rec("p-01", "ben", "against"), rec("p-02", "ben", "favor"),
+        rec("p-01", "ben", action="undo"),
+        rec("p-02", "ben", action="skip"),
+    ])
+    report = compute_agreement(codebook, paragraphs, ann, adj)
+    assert report.counts == {"ana": 2, "ben": 1}
+    assert report.pairs[0].n == 1
+    assert report.disagreements == []
+
+
+def test_stale_records_are_ignored(codebook, paragraphs, store):
+    ann, adj = store([
+        rec("p-01", "ana", "favor"),
+        rec("p-01", "ben", "against", hash="0000000000000000"),
+    ])
+    report = compute_agreement(codebook, paragraphs, ann, adj)
+    assert report.annotators == ["ana"]
+    assert report.disagreements == []
+    assert report.stale == [f"{ann / 'ben.jsonl'}:1 (p-01)"]
+
+
+def test_undefined_statistics_are_none_and_print_as_n_a(codebook, paragraphs, store):
+    # One shared paragraph: kappa undefined; both say favor and no frames: alpha has no variation.
+    ann, adj = store([rec("p-01", "ana", "favor"), rec("p-01", "ben", "favor"), rec("p-02", "ana", "none")])
+    report = compute_agreement(codebook, paragraphs, ann, adj)
+    [pair] = report.pairs
+    assert (pair.n, pair.stance_kappa, pair.stance_agreement) == (1, None, 1.0)
+    assert set(pair.frame_kappa.values()) == {None}
+    assert (report.alpha.n, report.alpha.stance, set(report.alpha.frames.values())) == (1, None, {None})
+    text = format_agreement(report, codebook)
+    pair_row = next(line for line in text.splitlines() if line.strip().startswith("ana / ben"))
+    assert pair_row.split() == ["ana", "/", "ben", "1", "n/a", "100.0%", *["n/a"] * 7]
+    lines = text.splitlines()
+    alpha_rows = lines[lines.index("Krippendorff's alpha (nominal), all annotators, n = 1 paragraph(s)") + 3:][:8]
+    assert [line.split() for line in alpha_rows] == [[label, "n/a"] for label in ["stance", *FRAMES]]
+    assert json.loads(json.dumps(report_json(report)))["pairs"][0]["stance_kappa"] is None
+
+
+def test_pairs_with_no_paragraph_in_common_have_n_zero_and_no_statistics(codebook, paragraphs, store):
+    ann, adj = store([rec("p-01", "ana", "favor"), rec("p-02", "ben", "favor")])
+    [pair] = compute_agreement(codebook, paragraphs, ann, adj).pairs
+    assert (pair.n, pair.stance_kappa, pair.stance_agreement) == (0, None, None)
+    assert pair.confusion == [[0] * 4 for _ in range(4)]
+
+
+def test_a_single_annotator_gets_a_clear_message_not_an_error(codebook, paragraphs, store):
+    ann, adj = store([rec("p-01", "lead", "favor"), rec("p-02", "lead", "none")])
+    report = compute_agreement(codebook, paragraphs, ann, adj)
+    assert report.pairs == [] and report.disagreements == []
+    message = "only one annotator (lead) has labels; agreement needs two — start the app with --annotator NAME"
+    assert report.message == message
+    assert format_agreement(report, codebook).splitlines()[-1] == message
+    assert report_json(report)["message"] == message
+
+
+def test_no_annotations_at_all_gets_a_clear_message(codebook, paragraphs, store):
+    ann, adj = store([])
+    report = compute_agreement(codebook, paragraphs, ann, adj)
+    assert report.message == "no annotator has labels yet; agreement needs two — start the app with --annotator NAME"
+
+
+def test_the_text_report_lists_tables_confusion_and_disagreements(codebook, paragraphs, store):
+    ann, adj = store([*kappa_records(), rec("p-11", "ana", "none"), rec("p-11", "ben", "neutral")])
+    text = format_agreement(compute_agreement(codebook, paragraphs, ann, adj), codebook)
+    lines = text.splitlines()
+    assert lines[0] == "2 annotator(s), 11 paragraph(s) labelled, 11 labelled by two or more"
+    assert lines[1].split() == ["annotator", "labels"]
+    header = next(line for line in lines if line.strip().startswith("pair"))
+    assert header.split() == ["pair", "n", "stance", "κ", "stance", "%", *FRAMES]
+    row = lines[lines.index(header) + 2]
+    # With p-11 (none / neutral): p_o = 7/11, p_e = (4*3 + 3*3 + 2*3 + 2*2)/121 = 31/121, kappa = 46/90;
+    # humanitarian: p_o = 8/11, p_e = (5*4 + 6*7)/121 = 62/121, kappa = 26/59.
+    assert row.split() == ["ana", "/", "ben", "11", "0.511", "63.6%", "0.441", *["n/a"] * 6]
+    # Columns are aligned: every cell of the row ends where its header ends.
+    assert len(row) == len(header)
+    grid = lines.index("stance confusion, n = 11: rows ana, columns ben")
+    assert lines[grid + 1].split() == ["ana", "\\", "ben", "favor", "against", "neutral", "none"]
+    assert [l.split() for l in lines[grid + 3:grid + 7]] == [
+        ["favor", "3", "1", "0", "0"], ["against", "0", "2", "1", "0"],
+        ["neutral", "0", "0", "1", "1"], ["none", "0", "0", "1", "1"],
+    ]
+    assert "disagreements: 6 (0 adjudicated, 6 pending)" in lines
+    assert "p-04 (doc d1) [pending]" in lines
+    assert max(len(l) for l in lines[lines.index("p-11 (doc d2) [pending]"):]) <= 100
+    assert lines[lines.index("p-11 (doc d2) [pending]") + 1].startswith("    A long paragraph. A long")
+
+
+# ----------------------------------------------------------------- adjudication
+
+
+@pytest.fixture
+def disagreeing(store):
+    """ana and ben disagree on p-01 and p-02 and agree on p-03."""
+    return store([
+        rec("p-01", "ana", "favor", ["humanitarian"]), rec("p-01", "ben", "against", []),
+        rec("p-02", "ana", "neutral", ["security"]), rec("p-02", "ben", "neutral", ["security", "economic"]),
+        rec("p-03", "ana", "none"), rec("p-03", "ben", "none"),
+    ])
+
+
+def snapshot(ann):
+    return {p.name: p.read_bytes() for p in sorted(ann.iterdir())}
+
+
+def test_record_adjudication_appends_one_record_and_gold_takes_it(codebook, paragraphs, disagreeing):
+    ann, adj = disagreeing
+    before = snapshot(ann)
+    assert derive_gold(codebook, paragraphs, ann, adj).unresolved == ["p-01", "p-02"]
+    record = record_adjudication(codebook, paragraphs, "p-01", "favor", ["security", "humanitarian"],
+                                 "  the appeal asks states to act ", "chief", adj)
+    lines = adj.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1
+    assert json.loads(lines[0]) == record
+    Adjudication.model_validate(record)
+    assert {k: record[k] for k in ("paragraph_id", "hash", "adjudicator", "stance", "frames", "reason")} == {
+        "paragraph_id": "p-01", "hash": text_hash(TEXTS["p-01"][1]), "adjudicator": "chief",
+        "stance": "favor", "frames": ["humanitarian", "security"], "reason": "the appeal asks states to act",
+    }
+    assert snapshot(ann) == before
+
+    gold = derive_gold(codebook, paragraphs, ann, adj)
+    assert gold.unresolved == ["p-02"]
+    [entry] = [g for g in gold.gold if g["id"] == "p-01"]
+    assert (entry["stance"], entry["frames"], entry["source"]) == ("favor", ["humanitarian", "security"], "adjudicated")
+
+    report = compute_agreement(codebook, paragraphs, ann, adj)
+    assert report.disagreements[0].adjudication == record
+    assert [d.paragraph_id for d in pending_disagreements(report)] == ["p-02"]
+    assert "p-01 (doc d1) [adjudicated by chief]" in format_agreement(report, codebook).splitlines()
+
+
+def test_an_adjudication_for_an_older_text_does_not_count(codebook, paragraphs, disagreeing):
+    ann, adj = disagreeing
+    old = {**paragraphs, "p-01": {**paragraphs["p-01"], "hash": "ffffffffffffffff"}}
+    record_adjudication(codebook, old, "p-01", "favor", [], "decided before the text changed", "chief", adj)
+    report = compute_agreement(codebook, paragraphs, ann, adj)
+    assert report.disagreements[0].paragraph_id == "p-01"
+    assert report.disagreements[0].adjudication is None
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("p-99", "favor", [], "why", "chief"),
+         "paragraph id 'p-99' does not exist in paragraphs.jsonl; copy the id from the agreement report"),
+        (("p-01", "pro", [], "why", "chief"),
+         "p-01: unknown stance 'pro'; use one of favor, against, neutral, none"),
+        (("p-01", "favor", ["religion"], "why", "chief"),
+         "p-01: unknown frame 'religion'; use any of humanitarian, security, sovereignty, regime_legitimacy, "
+         "resistance, gender, economic"),
+        (("p-01", "favor", [], "  ", "chief"), "p-01: an adjudication needs --reason"),
+        (("p-01", "favor", [], "why", "../x"),
+         "annotator name '../x' is not allowed; use 1-40 letters, digits, '_' or '-', starting with a letter "
+         "or digit (e.g. --annotator maryam)"),
+    ],
+    ids=["paragraph", "stance", "frame", "reason", "name"],
+)
+def test_record_adjudication_refuses_bad_input_and_writes_nothing(codebook, paragraphs, disagreeing, args, message):
+    ann, adj = disagreeing
+    with pytest.raises(UserError) as excinfo:
+        record_adjudication(codebook, paragraphs, *args, adjudications=adj)
+    assert str(excinfo.value) == message
+    assert not adj.exists()
+
+
+def test_resolve_choice_takes_an_annotators_labels(codebook, paragraphs, disagreeing):
+    ann, _ = disagreeing
+    assert resolve_choice(codebook, paragraphs, "p-02", take="ben", annotations_dir=ann) == (
+        "neutral", ["security", "economic"])
+    assert resolve_choice(codebook, paragraphs, "p-02", stance="favor", frames=["gender"], annotations_dir=ann) == (
+        "favor", ["gender"])
+
+
+@pytest.mark.parametrize(
+    "pid, kwargs, message",
+    [
+        ("p-01", {"take": "cy"}, "p-01: annotator 'cy' has no standing label here; take one of ana, ben"),
+        ("p-04", {"take": "ana"}, "p-04: no annotator has a standing label here; give --stance and --frames instead"),
+        ("p-01", {"take": "ana", "stance": "favor"},
+         "p-01: give either --take ANNOTATOR or --stance/--frames, not both"),
+        ("p-01", {}, "p-01: an adjudication needs --stance (and --frames) or --take ANNOTATOR"),
+    ],
+    ids=["not-that-annotator", "nobody", "both", "neither"],
+)
+def test_resolve_choice_errors_name_the_paragraph_and_the_way_out(codebook, paragraphs, disagreeing, pid, kwargs, message):
+    ann, _ = disagreeing
+    with pytest.raises(UserError) as excinfo:
+        resolve_choice(codebook, paragraphs, pid, annotations_dir=ann, **kwargs)
+    assert str(excinfo.value) == message
+
+
+def script(*answers):
+    """A ``read`` that plays back answers, then behaves like end of input; records the prompts."""
+    prompts: list[str] = []
+    queue = list(answers)
+
+    def read(prompt):
+        prompts.append(prompt)
+        if not queue:
+            raise EOFError
+        return queue.pop(0)
+
+    return read, prompts
+
+
+def decisions(adj):
+    return [
+        (r["paragraph_id"], r["adjudicator"], r["stance"], r["frames"], r["reason"])
+        for r in map(json.loads, adj.read_text(encoding="utf-8").splitlines())
+    ] if adj.exists() else []
+
+
+def run(codebook, paragraphs, disagreeing, *answers):
+    ann, adj = disagreeing
+    before = snapshot(ann)
+    read, prompts = script(*answers)
+    out: list[str] = []
+    count = adjudicate_interactive(codebook, paragraphs, "chief", read, out.append, ann, adj)
+    assert snapshot(ann) == before
+    return count, decisions(adj), out, prompts
+
+
+def test_interactive_take_an_annotator_by_number_and_by_name(codebook, paragraphs, disagreeing):
+    count, recorded, out, _ = run(codebook, paragraphs, disagreeing, "2", "", "ben is right", "ana", "the frames fit")
+    assert count == 2
+    assert recorded == [
+        ("p-01", "chief", "against", [], "ben is right"),
+        ("p-02", "chief", "neutral", ["security"], "the frames fit"),
+    ]
+    assert "[1/2] p-01 (doc d1)" in out
+    assert "  1  ana  favor | humanitarian" in out and "  2  ben  against | (no frames)" in out
+    assert "a reason is required: say why this decision (one line)" in out
+    assert out[-1] == "2 adjudication(s) recorded; 0 disagreement(s) still pending"
+    # Nothing left: a second run says so.
+    assert run(codebook, paragraphs, disagreeing)[2] == ["no pending disagreements; nothing to adjudicate"]
+
+
+def test_interactive_enter_labels_by_keys_and_names(codebook, paragraphs, disagreeing):
+    count, recorded, out, prompts = run(
+        codebook, paragraphs, disagreeing,
+        "e", "9", "2", "s, x", "s e,humanitarian", "checked the source",
+        "e", "neutral", "", "none apply",
+    )
+    assert count == 2
+    assert recorded == [
+        ("p-01", "chief", "against", ["humanitarian", "security", "economic"], "checked the source"),
+        ("p-02", "chief", "neutral", [], "none apply"),
+    ]
+    assert "p-01: unknown stance '9'; type a key or name: 1 favor, 2 against, 3 neutral, 4 none" in out
+    assert ("p-01: unknown frame 'x'; use letters or names: h humanitarian, s security, o sovereignty, "
+            "l regime_legitimacy, r resistance, g gender, e economic") in out
+    assert prompts[1].startswith("stance (1 favor, 2 against, 3 neutral, 4 none")
+
+
+def test_interactive_skip_invalid_choice_and_quit(codebook, paragraphs, disagreeing):
+    count, recorded, out, _ = run(codebook, paragraphs, disagreeing, "s", "7", "zed", "q")
+    assert (count, recorded) == (0, [])
+    hint = "type 1-2 or a name (ana, ben) to take those labels, e to enter labels, s to skip, q to quit"
+    assert out.count(hint) == 2
+    assert "skipped p-01" in out
+    assert out[-1] == "0 adjudication(s) recorded; 2 disagreement(s) still pending"
+
+
+def test_interactive_end_of_input_keeps_what_was_recorded(codebook, paragraphs, disagreeing):
+    # Decide p-01, then input ends in the middle of p-02: p-01 is on disk, p-02 untouched.
+    count, recorded, out, _ = run(codebook, paragraphs, disagreeing, "1", "ana is right", "e", "3")
+    assert count == 1
+    assert recorded == [("p-01", "chief", "favor", ["humanitarian"], "ana is right")]
+    assert out[-1] == "1 adjudication(s) recorded; 1 disagreement(s) still pending"
+    # The next session starts with what is still pending, and gold has the decided paragraph.
+    ann, adj = disagreeing
+    assert derive_gold(codebook, paragraphs, ann, adj).unresolved == ["p-02"]
+    assert "[1/1] p-02 (doc d1)" in run(codebook, paragraphs, disagreeing, "q")[2]
+
+
+def test_interactive_refuses_a_bad_adjudicator_name_before_asking(codebook, paragraphs, disagreeing):
+    ann, adj = disagreeing
+    read, prompts = script()
+    with pytest.raises(UserError):
+        adjudicate_interactive(codebook, paragraphs, "", read, print, ann, adj)
+    assert prompts == []
