@@ -315,14 +315,18 @@ def format_agreement(report: AgreementReport, codebook: Codebook | None = None) 
         out.append(report.message)
         return "\n".join(out)
 
+    compared = [p for p in report.pairs if p.n]
+    apart = [f"{p.a} / {p.b}" for p in report.pairs if not p.n]
     out += ["", "Cohen's kappa per pair (stance; each frame present/absent)"]
     header = ["pair", "n", "stance κ", "stance %", *frames]
     rows = [
         [f"{p.a} / {p.b}", str(p.n), _num(p.stance_kappa), _pct(p.stance_agreement),
          *(_num(p.frame_kappa[f]) for f in frames)]
-        for p in report.pairs
+        for p in compared
     ]
     out += _table(header, rows)
+    if apart:
+        out.append(f"  no paragraph in common: {', '.join(apart)}")
 
     out += ["", f"Krippendorff's alpha (nominal), all annotators, n = {report.alpha.n} paragraph(s)"]
     out += _table(
@@ -330,7 +334,7 @@ def format_agreement(report: AgreementReport, codebook: Codebook | None = None) 
         [["stance", _num(report.alpha.stance)], *([f, _num(report.alpha.frames[f])] for f in frames)],
     )
 
-    for p in report.pairs:
+    for p in compared:
         out += ["", f"stance confusion, n = {p.n}: rows {p.a}, columns {p.b}"]
         out += _table([f"{p.a} \\ {p.b}", *stances], [[s, *map(str, row)] for s, row in zip(stances, p.confusion)])
 

@@ -355,6 +355,10 @@ def start_session(
         from experiments.predict import Predictor
 
         predictor = Predictor.from_run(suggest)
+        frames_model = predictor.models.get("frames")
+        if frames_model and frames_model.labels != codebook.frame_labels:
+            raise UserError(f"--suggest {suggest}: its frames model predicts {', '.join(frames_model.labels)}, not the "
+                            "codebook's frames; suggest from a run with frame_level: project")
     if source:
         from experiments.inputs import count_paragraphs, iter_paragraphs, open_inputs
 
