@@ -40,7 +40,7 @@ ANNOTATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
 def check_annotator_name(name: str) -> str:
     """Refuse names that could not safely be a file name in ``data/annotations/``."""
-    if not ANNOTATOR_NAME.match(name or ""):
+    if not ANNOTATOR_NAME.fullmatch(name or ""):
         raise UserError(f"annotator name {name!r} is not allowed; use 1-40 letters, digits, '_' or '-', "
                         "starting with a letter or digit (e.g. --annotator maryam)")
     return name

@@ -118,7 +118,7 @@ def open_inputs(names: list[str], columns: TableColumns = TableColumns(), stdin_
 
 
 def iter_paragraphs(inputs: Inputs) -> Iterator[dict]:
-    """One record per paragraph: ``id``, ``doc_id``, ``kind``, ``text``, ``hash`` and ``source``."""
+    """One record per paragraph: ``id``, ``doc_id``, ``position``, ``kind``, ``text``, ``hash`` and ``source``."""
     for path, kind in inputs.files:
         source = "<stdin>" if inputs._spool and path.is_relative_to(inputs._spool) else str(path)
         if kind == "document":
@@ -126,8 +126,8 @@ def iter_paragraphs(inputs: Inputs) -> Iterator[dict]:
             if not records:
                 raise UserError(f"{source}: no paragraphs left after removing page boilerplate")
             for record in records:
-                yield {"id": record["id"], "doc_id": record["doc_id"], "kind": record["kind"], "text": record["text"],
-                       "hash": record["hash"], "source": source}
+                yield {"id": record["id"], "doc_id": record["doc_id"], "position": record["position"],
+                       "kind": record["kind"], "text": record["text"], "hash": record["hash"], "source": source}
         else:
             yield from _table_rows(path, kind, source, inputs.columns)
 
@@ -155,6 +155,7 @@ def _table_rows(path: Path, kind: str, source: str, columns: TableColumns) -> It
                 yield {
                     "id": str(row.get(columns.id) or f"{stem}:{lineno}"),
                     "doc_id": str(row.get(columns.doc) or stem),
+                    "position": seen,
                     "kind": "body",
                     "text": text,
                     "hash": text_hash(text),

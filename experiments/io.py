@@ -69,9 +69,10 @@ def append_jsonl(path: Path, *records: dict) -> None:
     """Append records and flush them to disk before returning (annotation files are append-only).
 
     The records go out in one ``write`` under an exclusive lock, so two
-    processes appending to the same file never interleave their lines, and a
-    killed process leaves whole lines. A file whose last line was cut off
-    gets a newline first, so the new records stay readable.
+    processes appending to the same file never interleave their lines. If
+    the file ends without a newline, its last line is either a whole record
+    (a hand edit; it gets its newline) or a write cut off by a crash, which
+    was never confirmed to anyone and is dropped, so the file stays readable.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = "".join(dumps(r) + "\n" for r in records).encode("utf-8")
@@ -80,13 +81,30 @@ def append_jsonl(path: Path, *records: dict) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
-            payload = b"\n" + payload
+            start = _last_line_start(fd, size)
+            try:
+                json.loads(os.pread(fd, size - start, start))
+                payload = b"\n" + payload
+            except ValueError:
+                os.ftruncate(fd, start)
         view = memoryview(payload)
         while view:
             view = view[os.write(fd, view):]
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _last_line_start(fd: int, size: int, block: int = 65536) -> int:
+    """Offset just after the last newline of an open file (0 when it has none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - block)
+        found = os.pread(fd, end - start, start).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        end = start
+    return 0
 
 
 @contextmanager
