@@ -89,20 +89,33 @@ def open_inputs(names: list[str], columns: TableColumns = TableColumns(), stdin_
     if not names:
         raise UserError("no input given; name .txt/.md documents, .jsonl/.csv tables, folders, or - for standard input")
     files: list[tuple[Path, str]] = []
-    spool = None
+    try:
+        _collect(names, stdin_format, files)
+    except BaseException:
+        for path, _ in files:
+            if path.name.startswith("stdin.") and path.parent.name.startswith("experiments-stdin-"):
+                shutil.rmtree(path.parent, ignore_errors=True)
+        raise
+    spools = [p.parent for p, _ in files if p.parent.name.startswith("experiments-stdin-")]
+    spool = spools[0] if spools else None
+    return Inputs(files=files, names=list(names), columns=columns, _spool=spool)
+
+
+def _collect(names: list[str], stdin_format: str, files: list[tuple[Path, str]]) -> None:
     for name in names:
         if name == "-":
             if stdin_format not in STDIN_FORMATS:
                 raise UserError(f"--stdin-format {stdin_format!r}: use one of {', '.join(STDIN_FORMATS)}")
             spool = Path(tempfile.mkdtemp(prefix="experiments-stdin-"))
             path = spool / f"stdin.{'txt' if stdin_format == 'text' else stdin_format}"
+            files.append((path, _kind(path)))
             with open(path, "wb") as handle:
                 shutil.copyfileobj(sys.stdin.buffer, handle)
-            files.append((path, _kind(path)))
             continue
         path = Path(name)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and _kind(p) and not p.name.startswith("."))
+            found = sorted(p for p in path.rglob("*") if p.is_file() and _kind(p)
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
             if not found:
                 raise UserError(f"{path}: no .txt, .md, .jsonl, .csv or .tsv files in this folder")
             files.extend((p, _kind(p)) for p in found)
@@ -114,7 +127,6 @@ def open_inputs(names: list[str], columns: TableColumns = TableColumns(), stdin_
             files.append((path, kind))
         else:
             raise UserError(f"{path}: no such file or folder")
-    return Inputs(files=files, names=list(names), columns=columns, _spool=spool)
 
 
 def iter_paragraphs(inputs: Inputs) -> Iterator[dict]:
@@ -122,7 +134,11 @@ def iter_paragraphs(inputs: Inputs) -> Iterator[dict]:
     for path, kind in inputs.files:
         source = "<stdin>" if inputs._spool and path.is_relative_to(inputs._spool) else str(path)
         if kind == "document":
-            records = segment_text(read_document(path), document_id(path) if source != "<stdin>" else "stdin")
+            try:
+                raw = read_document(path)
+            except UserError as exc:
+                raise UserError(str(exc).replace(str(path), source, 1)) from None
+            records = segment_text(raw, document_id(path) if source != "<stdin>" else "stdin")
             if not records:
                 raise UserError(f"{source}: no paragraphs left after removing page boilerplate")
             for record in records:
@@ -189,6 +205,8 @@ def _csv_rows(handle, source: str, columns: TableColumns, delimiter: str) -> Ite
     for row in reader:
         if None in row:
             raise UserError(f"{source}:{reader.line_num}: more fields than the header has; quote fields that contain '{delimiter}'")
+        if None in row.values():
+            raise UserError(f"{source}:{reader.line_num}: fewer fields than the header has; fill in the missing ones")
         yield reader.line_num, row
 
 

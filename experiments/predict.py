@@ -119,10 +119,15 @@ class Predictor:
 
     def predict(self, texts: list[str]) -> list[dict]:
         """Labels and per-label probabilities for each text, in order."""
+        from experiments.models.features import clear_feature_cache
+
         texts = list(texts)
         rows: list[dict] = [{} for _ in texts]
         if not texts:
             return rows
+        # The TF-IDF matrix cache pays off when cross-validation folds share
+        # texts; new text is seen once, so keep memory flat instead.
+        clear_feature_cache()
         if "stance" in self.models:
             m = self.models["stance"]
             proba = np.asarray(m.estimator.predict_proba(texts), dtype=float)
@@ -139,6 +144,7 @@ class Predictor:
             for row, p, on in zip(rows, proba, chosen):
                 row["frames"] = [label for label, flag in zip(m.labels, on) if flag]
                 row["frame_probs"] = {label: round(float(v), 4) for label, v in zip(m.labels, p)}
+        clear_feature_cache()
         return rows
 
 

@@ -1,0 +1,544 @@
+"""Labelling new text with a run's saved models: the Python API, files in chunks, resuming, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import tempfile
+import tracemalloc
+import types
+from pathlib import Path
+
+import pytest
+
+from experiments import cli, paths
+from experiments.codebook import load_codebook
+from experiments.errors import UserError
+from experiments.inputs import iter_paragraphs, open_inputs
+from experiments.plots import slug
+from experiments.predict import Predictor, csv_header, predict_files, predict_texts
+from experiments.run import run_experiment
+
+CONFIG = f"""\
+extends: {paths.CONFIGS / "base.yaml"}
+description: two cheap models on both tasks, saved for predict
+tasks: [stance, frames]
+protocol: {{name: kfold, folds: 2, repeats: 1}}
+metrics: {{bootstrap: 100}}
+final_fit: true
+models:
+  - name: tfidf_logreg
+  - name: majority
+"""
+SAVED = ["majority", "tfidf_logreg"]
+NO_MODELS = ("no saved models; run the config with final_fit: true, "
+             "e.g. `python -m experiments run configs/default.yaml --set final_fit=true`")
+ROW_KEYS = ["doc_id", "paragraph_id", "hash", "text", "stance", "stance_probs", "frames", "frame_probs",
+            "codebook_version", "run", "models"]
+TEXTS = [
+    "Foreign powers must stay out of Iran and respect its sovereignty.",
+    "Air strikes hit a base near Isfahan on Monday.",
+    "Sanctions have doubled the price of bread for ordinary families.",
+    "Women led the protests in Tehran, demanding an end to the regime.",
+    "Exiles call on the world to act.",
+]
+DOCUMENT = (
+    "Strikes Near Isfahan\n"
+    "\n"
+    "Officials said on Monday that talks would resume in Oman.\n"
+    "\n"
+    "Critics warned that sanctions hurt ordinary families.\n"
+)
+
+
+def quiet(*_args):
+    pass
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(results folder of the config, the run directory with saved models); trained once for the module."""
+    tmp = tmp_path_factory.mktemp("predict")
+    config = tmp / "predict_tiny.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    results = tmp / "results"
+    run_dir = run_experiment(config, results=results, progress=False, log=quiet)
+    return results / "predict_tiny", run_dir
+
+
+@pytest.fixture(scope="module")
+def run_dir(trained):
+    return trained[1]
+
+
+@pytest.fixture(scope="module")
+def predictor(run_dir):
+    return Predictor.from_run(run_dir)
+
+
+@pytest.fixture(scope="module")
+def codebook():
+    return load_codebook()
+
+
+def write_table(path: Path, texts: list[str]) -> Path:
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    return path
+
+
+def ten_rows(tmp_path: Path, name: str = "rows.jsonl") -> Path:
+    return write_table(tmp_path / name, [f"{TEXTS[i % len(TEXTS)]} Report {i}." for i in range(10)])
+
+
+def label(run_dir, names, out=None, **kwargs):
+    kwargs.setdefault("progress", False)
+    with open_inputs([str(n) for n in names]) as inputs:
+        return predict_files(run_dir, inputs, out=out, **kwargs)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".partial" in p.name)
+
+
+# --- the Python API ----------------------------------------------------------------------------------------------
+
+
+def test_predict_texts_labels_each_text_with_codebook_labels_and_probabilities(run_dir, codebook):
+    rows = predict_texts(TEXTS, run_dir)
+    assert len(rows) == len(TEXTS)
+    for row in rows:
+        assert list(row) == ["stance", "stance_probs", "frames", "frame_probs"]
+        assert row["stance"] in codebook.stance_labels
+        assert list(row["stance_probs"]) == codebook.stance_labels == ["favor", "against", "neutral", "none"]
+        assert sum(row["stance_probs"].values()) == pytest.approx(1.0, abs=1e-3)
+        assert all(0.0 <= p <= 1.0 for p in row["stance_probs"].values())
+        assert row["stance"] == max(row["stance_probs"], key=row["stance_probs"].get)
+        assert set(row["frames"]) <= set(codebook.frame_labels)
+        assert row["frames"] == [f for f in codebook.frame_labels if f in row["frames"]]  # codebook order
+        assert list(row["frame_probs"]) == codebook.frame_labels
+        assert len(row["frame_probs"]) == 7
+        assert all(0.0 <= p <= 1.0 for p in row["frame_probs"].values())
+
+
+def test_predict_texts_of_nothing_is_an_empty_list(run_dir):
+    assert predict_texts([], run_dir) == []
+
+
+def test_predictions_do_not_depend_on_the_other_texts_in_the_batch(predictor):
+    together = predictor.predict(TEXTS)
+    assert [predictor.predict([t])[0] for t in TEXTS] == together
+
+
+def test_a_config_results_folder_means_its_newest_run_with_saved_models(trained, tmp_path):
+    results_folder, run_dir = trained
+    assert Predictor.from_run(results_folder).run_dir == run_dir
+    folder = tmp_path / "predict_tiny"
+    shutil.copytree(run_dir, folder / "20000101-000000-aaaaaa")
+    shutil.copytree(run_dir, folder / "20990101-000000-bbbbbb")
+    shutil.copytree(run_dir, folder / "21000101-000000-cccccc", ignore=shutil.ignore_patterns("models"))  # no models
+    shutil.copytree(run_dir, folder / ".21010101-000000-dddddd.partial")  # an unfinished run
+    assert Predictor.from_run(folder).run_dir == folder / "20990101-000000-bbbbbb"
+
+
+def test_a_named_model_is_used_for_every_task(run_dir):
+    predictor = Predictor.from_run(run_dir, model="majority")
+    assert predictor.describe() == {"stance": "majority", "frames": "majority"}
+    rows = predictor.predict(TEXTS)
+    assert len({json.dumps(row, sort_keys=True) for row in rows}) == 1  # a majority model ignores the text
+
+
+def test_an_unknown_model_name_lists_the_saved_models(run_dir):
+    with pytest.raises(UserError) as excinfo:
+        Predictor.from_run(run_dir, model="bert")
+    assert str(excinfo.value) == f"{run_dir}: no saved model named 'bert'; saved: {', '.join(SAVED)}"
+
+
+def test_a_run_without_saved_models_says_to_run_with_final_fit(run_dir, tmp_path):
+    bare = tmp_path / "predict_tiny" / run_dir.name
+    shutil.copytree(run_dir, bare, ignore=shutil.ignore_patterns("models"))
+    with pytest.raises(UserError) as excinfo:
+        Predictor.from_run(bare)
+    assert str(excinfo.value) == f"{bare}: {NO_MODELS}"
+    with pytest.raises(UserError) as excinfo:
+        Predictor.from_run(bare.parent)
+    assert str(excinfo.value) == f"{bare.parent}: {NO_MODELS}"
+    with pytest.raises(UserError) as excinfo:
+        Predictor.from_run(tmp_path / "nowhere")
+    assert str(excinfo.value) == f"{tmp_path / 'nowhere'}: no such run directory"
+
+
+def best_in_metrics(run_dir: Path, task: str, metric: str) -> set[str]:
+    models = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["tasks"][task]["models"]
+    scores = {slug(name): result["metrics"][metric]["value"] or 0.0 for name, result in models.items()}
+    return {name for name, score in scores.items() if score == max(scores.values())}
+
+
+def test_the_default_model_of_each_task_is_the_best_of_the_run(predictor, run_dir):
+    assert predictor.describe()["stance"] in best_in_metrics(run_dir, "stance", "macro_f1")
+    assert predictor.describe()["frames"] in best_in_metrics(run_dir, "frames", "micro_f1")
+
+
+@pytest.mark.parametrize("stance_winner, frames_winner", [("majority", "majority"), ("majority", "tfidf_logreg"),
+                                                          ("tfidf_logreg", "majority")])
+def test_the_default_model_follows_the_headline_metric_of_each_task(run_dir, tmp_path, stance_winner, frames_winner):
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    metrics = json.loads((copy / "metrics.json").read_text(encoding="utf-8"))
+    for task, metric, winner in (("stance", "macro_f1", stance_winner), ("frames", "micro_f1", frames_winner)):
+        for name, result in metrics["tasks"][task]["models"].items():
+            for key, value in result["metrics"].items():
+                # the headline metric picks the winner; every other metric says the opposite
+                value["value"] = 0.9 if (slug(name) == winner) == (key == metric) else 0.1
+    (copy / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    assert Predictor.from_run(copy).describe() == {"stance": stance_winner, "frames": frames_winner}
+
+
+# --- files -------------------------------------------------------------------------------------------------------
+
+
+def test_predict_files_writes_one_jsonl_row_per_paragraph(run_dir, predictor, tmp_path, codebook):
+    doc = tmp_path / "Op Ed.txt"
+    doc.write_text(DOCUMENT, encoding="utf-8")
+    table = ten_rows(tmp_path)
+    out = tmp_path / "new" / "folder" / "labels.jsonl"
+    summary = label(run_dir, [doc, table], out=out, chunk_size=4)
+    rows = read_jsonl(out)
+    assert summary.paragraphs == len(rows) == 3 + 10
+    assert summary.resumed_from == 0 and summary.out == out and summary.run_dir == run_dir
+    assert summary.models == predictor.describe()
+    assert [(r["doc_id"], r["paragraph_id"]) for r in rows] == [
+        ("op_ed", "op_ed-001"), ("op_ed", "op_ed-002"), ("op_ed", "op_ed-003"),
+        *((("rows", f"rows:{i}") for i in range(1, 11))),
+    ]
+    with open_inputs([str(doc), str(table)]) as inputs:
+        paragraphs = list(iter_paragraphs(inputs))
+    expected = predictor.predict([p["text"] for p in paragraphs])
+    for row, paragraph, predicted in zip(rows, paragraphs, expected):
+        assert list(row) == ROW_KEYS
+        assert (row["text"], row["hash"]) == (paragraph["text"], paragraph["hash"])
+        assert {k: row[k] for k in ("stance", "stance_probs", "frames", "frame_probs")} == predicted
+        assert row["codebook_version"] == codebook.version == load_codebook().version
+        assert row["run"] == str(run_dir)
+        assert row["models"] == predictor.describe()
+    assert leftovers(out.parent) == []
+
+
+def test_predict_files_writes_csv_that_parses_back(run_dir, predictor, tmp_path, monkeypatch):
+    table = ten_rows(tmp_path)
+    original = Predictor.predict
+
+    def with_two_frames(self, texts):
+        rows = original(self, texts)
+        rows[0]["frames"] = ["security", "economic"]  # the models rarely pick two; the format must join them
+        return rows
+
+    monkeypatch.setattr(Predictor, "predict", with_two_frames)
+    label(run_dir, [table], out=tmp_path / "labels.jsonl", chunk_size=3)
+    out = tmp_path / "labels.csv"
+    summary = label(run_dir, [table], out=out, chunk_size=3)  # the format comes from the suffix
+    assert summary.paragraphs == 10
+    text = out.read_text(encoding="utf-8")
+    table_rows = list(csv.reader(io.StringIO(text)))
+    header = csv_header(predictor)
+    assert table_rows[0] == header == [
+        "doc_id", "paragraph_id", "hash", "text",
+        "stance", "p_stance_favor", "p_stance_against", "p_stance_neutral", "p_stance_none",
+        "frames", "p_frame_humanitarian", "p_frame_security", "p_frame_sovereignty", "p_frame_regime_legitimacy",
+        "p_frame_resistance", "p_frame_gender", "p_frame_economic",
+        "codebook_version", "run", "stance_model", "frames_model",
+    ]
+    assert text.count("doc_id,paragraph_id") == 1  # one header, not one per chunk
+    records = [dict(zip(header, row)) for row in table_rows[1:]]
+    assert all(len(row) == len(header) for row in table_rows)
+    jsonl = read_jsonl(tmp_path / "labels.jsonl")
+    assert len(records) == len(jsonl) == 10
+    for record, row in zip(records, jsonl):
+        assert (record["doc_id"], record["paragraph_id"], record["hash"], record["text"]) == (
+            row["doc_id"], row["paragraph_id"], row["hash"], row["text"])
+        assert record["stance"] == row["stance"]
+        assert {k: float(record[f"p_stance_{k}"]) for k in row["stance_probs"]} == row["stance_probs"]
+        assert record["frames"] == ";".join(row["frames"])
+        assert {k: float(record[f"p_frame_{k}"]) for k in row["frame_probs"]} == row["frame_probs"]
+        assert (record["codebook_version"], record["run"]) == (row["codebook_version"], row["run"])
+        assert (record["stance_model"], record["frames_model"]) == (row["models"]["stance"], row["models"]["frames"])
+    assert [r["frames"] for r in records[::3]] == ["security;economic"] * 4  # the first row of each chunk of 3
+
+
+def test_chunking_does_not_change_the_output(run_dir, tmp_path):
+    table = ten_rows(tmp_path)
+    for fmt in ("jsonl", "csv"):
+        one = label(run_dir, [table], out=tmp_path / f"one.{fmt}", chunk_size=1)
+        many = label(run_dir, [table], out=tmp_path / f"many.{fmt}", chunk_size=1000)
+        assert one.paragraphs == many.paragraphs == 10
+        assert (tmp_path / f"one.{fmt}").read_bytes() == (tmp_path / f"many.{fmt}").read_bytes()
+
+
+def test_without_out_the_rows_go_to_the_stream(run_dir, tmp_path):
+    table = ten_rows(tmp_path)
+    label(run_dir, [table], out=tmp_path / "labels.jsonl")
+    stream = io.StringIO()
+    summary = label(run_dir, [table], stream=stream, chunk_size=3)
+    assert summary.out is None and summary.paragraphs == 10
+    assert stream.getvalue() == (tmp_path / "labels.jsonl").read_text(encoding="utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.jsonl", "rows.jsonl"]
+
+
+# --- resuming ----------------------------------------------------------------------------------------------------
+
+
+class Calls:
+    """Wraps ``Predictor.predict``: counts the texts of each call, and can raise on the n-th call."""
+
+    def __init__(self, monkeypatch, fail_on: int | None = None):
+        self.sizes: list[int] = []
+        original = Predictor.predict
+
+        def predict(predictor, texts):
+            self.sizes.append(len(texts))
+            if len(self.sizes) == fail_on:
+                raise KeyboardInterrupt
+            return original(predictor, texts)
+
+        monkeypatch.setattr(Predictor, "predict", predict)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_an_interrupted_run_resumes_after_the_last_finished_chunk(run_dir, tmp_path, monkeypatch, fmt):
+    table = ten_rows(tmp_path)
+    reference = tmp_path / f"reference.{fmt}"
+    label(run_dir, [table], out=reference, chunk_size=2)
+    out = tmp_path / f"labels.{fmt}"
+    partial, state = tmp_path / f".labels.{fmt}.partial", tmp_path / f".labels.{fmt}.partial.json"
+
+    with monkeypatch.context() as patch:
+        calls = Calls(patch, fail_on=3)
+        with pytest.raises(KeyboardInterrupt):
+            label(run_dir, [table], out=out, chunk_size=2)
+        assert calls.sizes == [2, 2, 2]
+    assert not out.exists()
+    assert partial.is_file() and state.is_file()
+    assert json.loads(state.read_text(encoding="utf-8"))["rows"] == 4
+    reference_lines = reference.read_bytes().splitlines(keepends=True)
+    header = 1 if fmt == "csv" else 0
+    assert partial.read_bytes() == b"".join(reference_lines[: header + 4])
+
+    calls = Calls(monkeypatch)
+    summary = label(run_dir, [table], out=out, chunk_size=2)
+    assert summary.resumed_from == 4 and summary.paragraphs == 10
+    assert calls.sizes == [2, 2, 2]  # only the chunks that were not finished
+    assert out.read_bytes() == reference.read_bytes()
+    assert leftovers(tmp_path) == []
+
+
+def test_a_chunk_written_after_the_last_saved_state_is_dropped_on_resume(run_dir, tmp_path, monkeypatch):
+    table = ten_rows(tmp_path)
+    reference = tmp_path / "reference.jsonl"
+    label(run_dir, [table], out=reference, chunk_size=2)
+    out = tmp_path / "labels.jsonl"
+    with monkeypatch.context() as patch:
+        Calls(patch, fail_on=3)
+        with pytest.raises(KeyboardInterrupt):
+            label(run_dir, [table], out=out, chunk_size=2)
+    with open(tmp_path / ".labels.jsonl.partial", "ab") as handle:
+        handle.write(b'{"doc_id": "rows", "paragraph_id": "rows:5", "te')  # cut off mid-row
+    summary = label(run_dir, [table], out=out, chunk_size=2)
+    assert summary.resumed_from == 4
+    assert out.read_bytes() == reference.read_bytes()
+    assert leftovers(tmp_path) == []
+
+
+def test_changed_inputs_start_over(run_dir, tmp_path, monkeypatch):
+    table = ten_rows(tmp_path)
+    out = tmp_path / "labels.jsonl"
+    with monkeypatch.context() as patch:
+        Calls(patch, fail_on=3)
+        with pytest.raises(KeyboardInterrupt):
+            label(run_dir, [table], out=out, chunk_size=2)
+    assert leftovers(tmp_path) == [".labels.jsonl.partial", ".labels.jsonl.partial.json"]
+    write_table(table, [f"Changed paragraph number {i}." for i in range(7)])
+    reference = tmp_path / "reference.jsonl"
+    label(run_dir, [table], out=reference, chunk_size=2)
+    calls = Calls(monkeypatch)
+    summary = label(run_dir, [table], out=out, chunk_size=2)
+    assert summary.resumed_from == 0 and summary.paragraphs == 7
+    assert calls.sizes == [2, 2, 2, 1]
+    assert out.read_bytes() == reference.read_bytes()
+    assert [r["text"] for r in read_jsonl(out)] == [f"Changed paragraph number {i}." for i in range(7)]
+    assert leftovers(tmp_path) == []
+
+
+def test_the_cli_reports_an_interruption_and_then_the_resume(run_dir, tmp_path, monkeypatch, capsys):
+    table = ten_rows(tmp_path)
+    out = tmp_path / "labels.jsonl"
+    argv = ["predict", str(run_dir), str(table), "--out", str(out), "--chunk-size", "2", "--no-progress"]
+    with monkeypatch.context() as patch:
+        Calls(patch, fail_on=3)
+        assert cli.main(argv) == 130
+    assert capsys.readouterr().err == "interrupted; nothing was written for the unfinished step\n"
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    models = "stance: {stance}, frames: {frames}".format(**Predictor.from_run(run_dir).describe())
+    assert captured.err == f"10 paragraphs (resumed after 4) labelled by {run_dir} [{models}] -> {out}\n"
+    assert len(read_jsonl(out)) == 10
+    assert leftovers(tmp_path) == []
+
+
+# --- bad input writes nothing ------------------------------------------------------------------------------------
+
+
+def bad_inputs(tmp_path: Path, run_dir: Path):
+    no_text = tmp_path / "no_text.csv"
+    no_text.write_text("id,body\n1,Some text.\n", encoding="utf-8")
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("Caf\u00e9 au lait.\n".encode("latin-1"))
+    empty_doc = tmp_path / "empty.txt"
+    empty_doc.write_text("\n\n", encoding="utf-8")
+    empty_table = tmp_path / "empty.jsonl"
+    empty_table.write_text("", encoding="utf-8")
+    good = tmp_path / "good.jsonl"
+    write_table(good, TEXTS)
+    bare_run = tmp_path / "bare_run"
+    shutil.copytree(run_dir, bare_run, ignore=shutil.ignore_patterns("models"))
+    return {
+        "csv without the text column": (
+            [str(run_dir), str(no_text)],
+            f"{no_text}: no column 'text' (columns: id, body); name the text column with --text-column"),
+        "non-UTF-8 document": (
+            [str(run_dir), str(good), str(latin1)],
+            f"{latin1}: not UTF-8 text (byte 0xe9 at offset 3); convert it to UTF-8, e.g. with iconv"),
+        "empty document": (
+            [str(run_dir), str(empty_doc)], f"{empty_doc}: the document is empty; add its text or remove the file"),
+        "empty table": ([str(run_dir), str(empty_table)], f"{empty_table}: the table has no rows"),
+        "run without models": ([str(bare_run), str(good)], f"{bare_run}: {NO_MODELS}"),
+        "unknown model": (
+            [str(run_dir), str(good), "--model", "bert"],
+            f"{run_dir}: no saved model named 'bert'; saved: {', '.join(SAVED)}"),
+        "chunk size 0": ([str(run_dir), str(good), "--chunk-size", "0"], "--chunk-size must be at least 1"),
+    }
+
+
+CASES = ["csv without the text column", "non-UTF-8 document", "empty document", "empty table", "run without models",
+         "unknown model", "chunk size 0"]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("to_file", [True, False], ids=["out", "stdout"])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(run_dir, tmp_path, capsys, case, to_file):
+    args, message = bad_inputs(tmp_path, run_dir)[case]
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    extra = ["--out", str(out_dir / "labels.jsonl")] if to_file else []
+    assert cli.main(["predict", *args, *extra, "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"error: {message}\n"
+    assert captured.out == ""
+    assert list(out_dir.iterdir()) == []
+
+
+def test_bad_input_does_not_touch_an_unfinished_output(run_dir, tmp_path, monkeypatch, capsys):
+    table = ten_rows(tmp_path)
+    out = tmp_path / "labels.jsonl"
+    with monkeypatch.context() as patch:
+        Calls(patch, fail_on=3)
+        with pytest.raises(KeyboardInterrupt):
+            label(run_dir, [table], out=out, chunk_size=2)
+    before = {name: (tmp_path / name).read_bytes() for name in leftovers(tmp_path)}
+    missing = tmp_path / "missing.txt"
+    assert cli.main(["predict", str(run_dir), str(table), str(missing), "--out", str(out), "--no-progress"]) == 2
+    assert capsys.readouterr().err == f"error: {missing}: no such file or folder\n"
+    assert {name: (tmp_path / name).read_bytes() for name in leftovers(tmp_path)} == before
+    assert not out.exists()
+
+
+# --- the command line --------------------------------------------------------------------------------------------
+
+
+def test_the_cli_prints_jsonl_rows_on_stdout(run_dir, predictor, tmp_path, capsys):
+    doc = tmp_path / "Op Ed.txt"
+    doc.write_text(DOCUMENT, encoding="utf-8")
+    assert cli.main(["predict", str(run_dir), str(doc), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["paragraph_id"] for r in rows] == ["op_ed-001", "op_ed-002", "op_ed-003"]
+    assert all(list(r) == ROW_KEYS for r in rows)
+    expected = predictor.predict([r["text"] for r in rows])
+    assert [{k: r[k] for k in ("stance", "stance_probs", "frames", "frame_probs")} for r in rows] == expected
+    assert list(tmp_path.iterdir()) == [doc]
+
+
+def test_the_cli_writes_csv_with_the_options_it_was_given(run_dir, tmp_path, capsys):
+    table = tmp_path / "table.csv"
+    table.write_text("pid,body,article\nx1,Strikes hit the port.,a-1\nx2,Talks resume.,a-2\n", encoding="utf-8")
+    out = tmp_path / "labels.txt"
+    argv = ["predict", str(run_dir), str(table), "--out", str(out), "--format", "csv", "--model", "majority",
+            "--text-column", "body", "--id-column", "pid", "--doc-column", "article", "--no-progress"]
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().err == f"2 paragraphs labelled by {run_dir} [stance: majority, frames: majority] -> {out}\n"
+    rows = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
+    assert [(r["doc_id"], r["paragraph_id"], r["text"], r["stance_model"], r["frames_model"]) for r in rows] == [
+        ("a-1", "x1", "Strikes hit the port.", "majority", "majority"),
+        ("a-2", "x2", "Talks resume.", "majority", "majority"),
+    ]
+
+
+def test_the_cli_labels_standard_input(run_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr("sys.stdin", types.SimpleNamespace(buffer=io.BytesIO(DOCUMENT.encode("utf-8"))))
+    assert cli.main(["predict", str(run_dir), "-", "--no-progress"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["doc_id"], r["paragraph_id"]) for r in rows] == [("stdin", "stdin-001"), ("stdin", "stdin-002"),
+                                                                ("stdin", "stdin-003")]
+    assert list(tmp_path.iterdir()) == []  # the spooled copy is gone
+
+
+# --- memory ------------------------------------------------------------------------------------------------------
+
+
+# 4 chunks against 40: holding every row would make the large run's peak about ten times the small one's.
+SMALL, LARGE, CHUNK = 1_000, 10_000, 250
+
+
+@pytest.fixture(scope="module")
+def peaks(run_dir, tmp_path_factory):
+    """Peak traced memory of predict_files on SMALL and on LARGE short rows (in CHUNK-row chunks), and what stays after."""
+    tmp = tmp_path_factory.mktemp("memory")
+    warm = write_table(tmp / "warm.jsonl", TEXTS)
+    label(run_dir, [warm], out=tmp / "warm.out.jsonl")  # imports and first-call caches outside the measurement
+    measured = {}
+    for n in (SMALL, LARGE):
+        table = tmp / f"rows{n}.jsonl"
+        with open(table, "w", encoding="utf-8") as handle:
+            for i in range(n):
+                handle.write(json.dumps({"id": f"r{i}", "text": f"Strikes near Tehran, report {i}."}) + "\n")
+        out = tmp / f"labels{n}.jsonl"
+        tracemalloc.start()
+        try:
+            summary = label(run_dir, [table], out=out, chunk_size=CHUNK)
+            current, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert summary.paragraphs == n
+        with open(out, "rb") as handle:
+            assert sum(1 for _ in handle) == n
+        measured[n] = {"peak": peak, "retained": current}
+    return measured
+
+
+def test_memory_stays_bounded_on_large_input(peaks):
+    small, large = peaks[SMALL]["peak"], peaks[LARGE]["peak"]
+    assert large < 30e6, f"peak {large / 1e6:.1f} MB"
+    assert large < 3 * small, f"peak {large / 1e6:.1f} MB on {LARGE} rows vs {small / 1e6:.1f} MB on {SMALL}"
+
+
+def test_memory_is_flat_in_the_number_of_rows(peaks):
+    small, large = peaks[SMALL], peaks[LARGE]
+    assert large["peak"] < 1.25 * small["peak"], f"{large['peak'] / 1e6:.1f} MB vs {small['peak'] / 1e6:.1f} MB"
+    assert large["retained"] < 1e6, f"{large['retained'] / 1e6:.1f} MB still allocated after predict_files returned"
