@@ -158,6 +158,7 @@ class Session:
         if missing:
             raise UserError(f"{data.paragraphs}: paragraph {missing[0]!r} is not in the corpus")
         self.queue = list(queue)
+        self._in_queue = set(self.queue)
         self.suggestions = suggestions or {}
         self.suggest_info = suggest_info or {}
         self.titles = document_titles(self.corpus)
@@ -185,10 +186,9 @@ class Session:
         self.undone: list[str] = []
         if not self.file.exists():
             return
-        in_queue = set(self.queue)
         for _, record in read_annotations(self.file, self.corpus, self.codebook):
             pid = record.paragraph_id
-            if pid not in in_queue or record.hash != self.corpus[pid]["hash"] or record.annotator != self.annotator:
+            if pid not in self._in_queue or record.hash != self.corpus[pid]["hash"] or record.annotator != self.annotator:
                 continue
             self._apply(record)
 
@@ -266,7 +266,7 @@ class Session:
             }
 
     def _check_target(self, paragraph_id: str, text_hash: str) -> None:
-        if paragraph_id not in self.corpus or paragraph_id not in set(self.queue):
+        if paragraph_id not in self.corpus or paragraph_id not in self._in_queue:
             raise UserError(f"paragraph {paragraph_id!r} is not in this session's queue")
         if text_hash != self.corpus[paragraph_id]["hash"]:
             raise UserError(f"paragraph {paragraph_id!r} changed since the page loaded it; reload the page")

@@ -50,5 +50,8 @@ def load_model(directory: Path):
         raise UserError(f"{card_path}: saved with model format {card.get('format')}, this version reads {FORMAT}")
     estimator = joblib.load(directory / "estimator.joblib")
     if hasattr(estimator, "load_weights"):
+        from experiments.models.encoders import quiet_transformers
+
+        quiet_transformers()
         estimator.load_weights(directory / "weights")
     return estimator, card
