@@ -95,8 +95,13 @@ def cmd_predict(args: argparse.Namespace) -> None:
     columns = TableColumns(text=args.text_column, id=args.id_column, doc=args.doc_column)
     out = Path(args.out) if args.out else None
     with open_inputs(args.inputs, columns, args.stdin_format) as inputs:
-        summary = predict_files(args.run_dir, inputs, out=out, fmt=args.format, model=args.model,
-                                chunk_size=args.chunk_size, progress=sys.stderr.isatty() and not args.no_progress)
+        try:
+            summary = predict_files(args.run_dir, inputs, out=out, fmt=args.format, model=args.model,
+                                    chunk_size=args.chunk_size, progress=sys.stderr.isatty() and not args.no_progress)
+        except KeyboardInterrupt:
+            if out is None:
+                raise
+            raise KeyboardInterrupt(f"interrupted; the finished chunks are kept, run the same command again to resume {_rel(out)}") from None
     if out is not None:
         resumed = f" (resumed after {summary.resumed_from})" if summary.resumed_from else ""
         models = ", ".join(f"{task}: {name}" for task, name in summary.models.items())
@@ -252,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; nothing was written for the unfinished step", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(exc.args[0] if exc.args else "interrupted; nothing was written for the unfinished step", file=sys.stderr)
         return 130
     return 0

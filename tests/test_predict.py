@@ -380,7 +380,7 @@ def test_the_cli_reports_an_interruption_and_then_the_resume(run_dir, tmp_path, 
     with monkeypatch.context() as patch:
         Calls(patch, fail_on=3)
         assert cli.main(argv) == 130
-    assert capsys.readouterr().err == "interrupted; nothing was written for the unfinished step\n"
+    assert capsys.readouterr().err == f"interrupted; the finished chunks are kept, run the same command again to resume {out}\n"
     assert cli.main(argv) == 0
     captured = capsys.readouterr()
     assert captured.out == ""
