@@ -88,29 +88,30 @@ def open_inputs(names: list[str], columns: TableColumns = TableColumns(), stdin_
     """
     if not names:
         raise UserError("no input given; name .txt/.md documents, .jsonl/.csv tables, folders, or - for standard input")
+    if names.count("-") > 1:
+        raise UserError("standard input (-) can be named only once")
     files: list[tuple[Path, str]] = []
+    spool: list[Path] = []
     try:
-        _collect(names, stdin_format, files)
+        _collect(names, stdin_format, files, spool)
     except BaseException:
-        for path, _ in files:
-            if path.name.startswith("stdin.") and path.parent.name.startswith("experiments-stdin-"):
-                shutil.rmtree(path.parent, ignore_errors=True)
+        for folder in spool:
+            shutil.rmtree(folder, ignore_errors=True)
         raise
-    spools = [p.parent for p, _ in files if p.parent.name.startswith("experiments-stdin-")]
-    spool = spools[0] if spools else None
-    return Inputs(files=files, names=list(names), columns=columns, _spool=spool)
+    return Inputs(files=files, names=list(names), columns=columns, _spool=spool[0] if spool else None)
 
 
-def _collect(names: list[str], stdin_format: str, files: list[tuple[Path, str]]) -> None:
+def _collect(names: list[str], stdin_format: str, files: list[tuple[Path, str]], spool: list[Path]) -> None:
+    """Append each named input's files to ``files``; a stdin copy's folder goes to ``spool``."""
     for name in names:
         if name == "-":
             if stdin_format not in STDIN_FORMATS:
                 raise UserError(f"--stdin-format {stdin_format!r}: use one of {', '.join(STDIN_FORMATS)}")
-            spool = Path(tempfile.mkdtemp(prefix="experiments-stdin-"))
-            path = spool / f"stdin.{'txt' if stdin_format == 'text' else stdin_format}"
-            files.append((path, _kind(path)))
+            spool.append(Path(tempfile.mkdtemp(prefix="experiments-stdin-")))
+            path = spool[0] / f"stdin.{'txt' if stdin_format == 'text' else stdin_format}"
             with open(path, "wb") as handle:
                 shutil.copyfileobj(sys.stdin.buffer, handle)
+            files.append((path, _kind(path)))
             continue
         path = Path(name)
         if path.is_dir():

@@ -25,9 +25,12 @@ def read_jsonl(path: Path, torn_tail_ok: bool = False) -> Iterator[tuple[int, di
         handle = open(path, encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text; convert it to UTF-8") from None
     with handle:
+        yield from _jsonl_lines(path, handle, torn_tail_ok)
+
+
+def _jsonl_lines(path: Path, handle, torn_tail_ok: bool) -> Iterator[tuple[int, dict]]:
+    try:
         for lineno, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -40,6 +43,9 @@ def read_jsonl(path: Path, torn_tail_ok: bool = False) -> Iterator[tuple[int, di
             if not isinstance(record, dict):
                 raise UserError(f"{path}:{lineno}: expected a JSON object per line")
             yield lineno, record
+    except UnicodeDecodeError:
+        # The decoder reads ahead in blocks, so the line it fails on is not known.
+        raise UserError(f"{path}: not UTF-8 text; convert the file to UTF-8") from None
 
 
 def dumps(record: dict) -> str:
