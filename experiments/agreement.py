@@ -95,6 +95,10 @@ class AgreementReport:
     alpha: Alpha
     disagreements: list[Disagreement]
     stale: list[str] = field(default_factory=list)
+    # Per annotator: standing labels made with a model suggestion on screen, and
+    # how many of those kept the suggestion unchanged (a check on anchoring).
+    suggested: dict[str, int] = field(default_factory=dict)
+    accepted: dict[str, int] = field(default_factory=dict)
 
     @property
     def message(self) -> str | None:
@@ -182,6 +186,13 @@ def compute_agreement(
             counts[name] = counts.get(name, 0) + 1
     annotators = sorted(counts)
     counts = {name: counts[name] for name in annotators}
+    suggested = {name: 0 for name in annotators}
+    accepted = {name: 0 for name in annotators}
+    for by in latest.values():
+        for name, record in by.items():
+            if record.suggestion is not None:
+                suggested[name] += 1
+                accepted[name] += bool(record.accepted_suggestion)
 
     pairs = []
     for a, b in itertools.combinations(annotators, 2):
@@ -240,6 +251,8 @@ def compute_agreement(
         counts=counts,
         labelled=len(latest),
         pairs=pairs,
+        suggested=suggested,
+        accepted=accepted,
         alpha=alpha,
         disagreements=disagreements,
         stale=stale,
@@ -308,7 +321,12 @@ def format_agreement(report: AgreementReport, codebook: Codebook | None = None) 
         f"{shared} labelled by two or more"
     )
     if report.annotators:
-        out += _table(["annotator", "labels"], [[a, str(report.counts[a])] for a in report.annotators])
+        out += _table(
+            ["annotator", "labels", "with suggestion", "kept suggestion"],
+            [[a, str(report.counts[a]), str(report.suggested.get(a, 0)),
+              _pct(report.accepted[a] / report.suggested[a]) if report.suggested.get(a) else "n/a"]
+             for a in report.annotators],
+        )
     if report.stale:
         out.append(f"{len(report.stale)} stale annotation(s) ignored (the paragraph text changed since)")
     if report.message:

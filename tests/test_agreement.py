@@ -250,7 +250,8 @@ def test_the_text_report_lists_tables_confusion_and_disagreements(codebook, para
     text = format_agreement(compute_agreement(codebook, paragraphs, ann, adj), codebook)
     lines = text.splitlines()
     assert lines[0] == "2 annotator(s), 11 paragraph(s) labelled, 11 labelled by two or more"
-    assert lines[1].split() == ["annotator", "labels"]
+    assert lines[1].split() == ["annotator", "labels", "with", "suggestion", "kept", "suggestion"]
+    assert lines[3].split() == ["ana", "11", "0", "n/a"]
     header = next(line for line in lines if line.strip().startswith("pair"))
     assert header.split() == ["pair", "n", "stance", "κ", "stance", "%", *FRAMES]
     row = lines[lines.index(header) + 2]
@@ -269,6 +270,22 @@ def test_the_text_report_lists_tables_confusion_and_disagreements(codebook, para
     assert "p-04 (doc d1) [pending]" in lines
     assert max(len(l) for l in lines[lines.index("p-11 (doc d2) [pending]"):]) <= 100
     assert lines[lines.index("p-11 (doc d2) [pending]") + 1].startswith("    A long paragraph. A long")
+
+
+def test_the_report_counts_how_often_each_annotator_kept_the_model_suggestion(codebook, paragraphs, store):
+    suggestion = {"stance": "favor", "frames": []}
+    ann, adj = store([
+        {**rec("p-01", "ana", "favor"), "suggestion": suggestion, "accepted_suggestion": True},
+        {**rec("p-02", "ana", "against"), "suggestion": suggestion, "accepted_suggestion": False},
+        {**rec("p-03", "ana", "favor"), "suggestion": suggestion, "accepted_suggestion": True},
+        rec("p-04", "ana", "none"),
+        rec("p-01", "ben", "favor"),
+    ])
+    report = compute_agreement(codebook, paragraphs, ann, adj)
+    assert (report.suggested, report.accepted) == ({"ana": 3, "ben": 0}, {"ana": 2, "ben": 0})
+    lines = format_agreement(report, codebook).splitlines()
+    assert lines[3].split() == ["ana", "4", "3", "66.7%"]
+    assert lines[4].split() == ["ben", "1", "0", "n/a"]
 
 
 # ----------------------------------------------------------------- adjudication
