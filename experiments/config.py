@@ -33,6 +33,22 @@ class DataConfig(_Strict):
 
     source: str = "gold"
     kinds: list[Literal["headline", "body"]] = Field(default_factory=lambda: ["headline", "body"])
+    target_mode: Literal["per_target", "input"] = "per_target"
+
+
+class LearningCurveConfig(_Strict):
+    """Training-set fractions scored on the protocol's test parts (first repeat only)."""
+
+    fractions: list[float] = Field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8], min_length=1)
+    repeats: int = Field(1, ge=1)
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions_in_range(cls, fractions: list[float]) -> list[float]:
+        for fraction in fractions:
+            if not 0 < fraction < 1:
+                raise ValueError(f"each fraction must lie between 0 and 1 (the full training part is always scored), got {fraction}")
+        return sorted(set(fractions))
 
 
 class ProtocolConfig(_Strict):
@@ -43,6 +59,7 @@ class ProtocolConfig(_Strict):
     repeats: int = Field(1, ge=1)
     group_column: str = "doc_id"
     split_column: str = "split"
+    learning_curve: LearningCurveConfig | None = None
 
 
 class MetricsConfig(_Strict):
@@ -52,6 +69,7 @@ class MetricsConfig(_Strict):
     bootstrap: int = Field(1000, ge=100)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     min_support: int = Field(3, ge=1)
+    bootstrap_unit: Literal["paragraph", "document"] = "paragraph"
 
 
 class ModelConfig(_Strict):
@@ -242,7 +260,10 @@ def smoke(config: Config) -> Config:
         accepted = factory_parameters(spec.name)
         tiny = {k: v for k, v in SMOKE_MODEL_PARAMS.items() if k in accepted}
         models.append(spec.model_copy(update={"params": {**spec.params, **tiny}}))
-    protocol = config.protocol.model_copy(update=SMOKE_PROTOCOL if config.protocol.name in ("kfold", "group_kfold") else {})
+    update = dict(SMOKE_PROTOCOL) if config.protocol.name in ("kfold", "group_kfold") else {}
+    if config.protocol.learning_curve is not None:
+        update["learning_curve"] = config.protocol.learning_curve.model_copy(update={"fractions": [0.5], "repeats": 1})
+    protocol = config.protocol.model_copy(update=update)
     return config.model_copy(update={
         "name": f"{config.name}-smoke", "protocol": protocol, "models": models,
         "metrics": config.metrics.model_copy(update={"bootstrap": SMOKE_BOOTSTRAP}),

@@ -26,7 +26,9 @@ from experiments.errors import UserError
 # Row counts are printed by the CLI; datasets' own per-call progress bars only add noise.
 datasets.disable_progress_bars()
 
-DataSource = Callable[[Codebook], tuple[datasets.Dataset, list[str]]]
+# A source returns the dataset, notes for the log, and its label sets per task
+# (None: the codebook's labels).
+DataSource = Callable[[Codebook], tuple[datasets.Dataset, list[str], dict[str, list[str]] | None]]
 DATA_SOURCES: dict[str, DataSource] = {}
 
 
@@ -44,7 +46,16 @@ def gold_source(codebook: Codebook) -> tuple[datasets.Dataset, list[str]]:
     report = derive_gold(codebook, load_paragraphs(paths.PARAGRAPHS))
     if not report.gold:
         raise UserError(f"{paths.ANNOTATIONS}: no gold labels; annotate paragraphs first (see README)")
-    return datasets.Dataset.from_list(report.gold), report.lines()[1:]
+    return datasets.Dataset.from_list(report.gold), report.lines()[1:], None
+
+
+def imported_source(name: str) -> tuple[datasets.Dataset, list[str], dict[str, list[str]]]:
+    """A dataset made by ``python -m experiments import``, with its own label sets."""
+    from experiments.importer import load_imported
+
+    dataset, info = load_imported(name)
+    labels = {"stance": list(info.get("stance_labels") or []), "frames": list(info.get("frame_labels") or [])}
+    return dataset, [f"imported dataset {name!r} from {info['source']['file']} ({info['imported']})"], labels
 
 
 @dataclass
@@ -64,6 +75,7 @@ class TaskData:
     y: np.ndarray
     columns: dict[str, list] = field(default_factory=dict)
     fingerprint: str = ""
+    targets: np.ndarray | None = None  # the stance target of each row, for datasets with several
 
     @property
     def multilabel(self) -> bool:
@@ -80,51 +92,76 @@ class TaskData:
 
 
 def fingerprint(records: list[dict], codebook_version: str) -> str:
-    """A hash of the texts, the gold labels and the codebook version: it changes when any of them does."""
+    """A hash of the texts, the gold labels and the codebook version: it changes when any of them does.
+
+    Target and split columns, where a dataset has them, are covered too.
+    """
     digest = hashlib.sha256(codebook_version.encode())
     for r in sorted(records, key=lambda r: r["id"]):
-        digest.update(json.dumps([r["id"], r["hash"], r["stance"], sorted(r["frames"])]).encode())
+        extra = [r[k] for k in ("target", "split") if r.get(k) is not None]
+        digest.update(json.dumps([r["id"], r["hash"], r["stance"], sorted(r["frames"] or []), *extra]).encode())
     return digest.hexdigest()[:16]
 
 
-def load_dataset(config: Config, codebook: Codebook) -> tuple[datasets.Dataset, list[str], str]:
-    """The config's data source, filtered to its paragraph kinds, with notes and fingerprint."""
-    if config.data.source not in DATA_SOURCES:
-        raise UserError(
-            f"data.source: unknown data source {config.data.source!r}; "
-            f"available: {', '.join(sorted(DATA_SOURCES))}"
-        )
-    dataset, notes = DATA_SOURCES[config.data.source](codebook)
+def load_dataset(config: Config, codebook: Codebook) -> tuple[datasets.Dataset, list[str], str, dict | None]:
+    """The config's data source, filtered to its paragraph kinds, with notes, fingerprint and label sets.
+
+    ``data.source`` names a registered source (``gold``) or a dataset made by
+    ``python -m experiments import``.
+    """
+    if config.data.source in DATA_SOURCES:
+        dataset, notes, labels = DATA_SOURCES[config.data.source](codebook)
+    else:
+        from experiments.importer import imported_names
+
+        if config.data.source not in imported_names():
+            available = [*sorted(DATA_SOURCES), *imported_names()]
+            raise UserError(f"data.source: unknown data source {config.data.source!r}; available: "
+                            f"{', '.join(available)} (add one with `python -m experiments import`)")
+        dataset, notes, labels = imported_source(config.data.source)
     if "kind" in dataset.column_names:
         kinds = set(config.data.kinds)
         dataset = dataset.filter(lambda row: row["kind"] in kinds)
     if len(dataset) == 0:
         raise UserError(f"data: no paragraphs of kind {config.data.kinds} in source {config.data.source!r}")
-    return dataset, notes, fingerprint(dataset.to_list(), codebook.version)
+    version = codebook.version if labels is None else f"imported:{config.data.source}"
+    return dataset, notes, fingerprint(dataset.to_list(), version), labels
 
 
-def task_data(dataset: datasets.Dataset, task: str, config: Config, codebook: Codebook, fp: str) -> TaskData:
-    """Encode one task's labels from a dataset."""
+def task_data(dataset: datasets.Dataset, task: str, config: Config, codebook: Codebook, fp: str,
+              label_sets: dict[str, list[str]] | None = None) -> TaskData:
+    """Encode one task's labels from a dataset (the codebook's labels unless the source has its own)."""
     columns = dataset.to_dict()
+    own = (label_sets or {}).get(task)
+    if label_sets is not None and not own:
+        raise UserError(f"data.source: {config.data.source!r} has no {task} labels; "
+                        f"set tasks to the ones it has ({', '.join(t for t, l in label_sets.items() if l)})")
     if task == "stance":
-        labels = list(codebook.stance_labels)
+        labels = list(own or codebook.stance_labels)
         index = {name: i for i, name in enumerate(labels)}
         y = np.array([index[s] for s in columns["stance"]], dtype=int)
     else:
-        generic = config.frame_level == "generic"
-        labels = list(codebook.generic_labels if generic else codebook.frame_labels)
+        generic = config.frame_level == "generic" and own is None
+        labels = list(own or (codebook.generic_labels if generic else codebook.frame_labels))
         y = np.zeros((len(dataset), len(labels)), dtype=int)
         for i, frames in enumerate(columns["frames"]):
             for frame in codebook.to_generic(frames) if generic else frames:
                 y[i, labels.index(frame)] = 1
+    targets = None
+    texts = list(columns["text"])
+    if any(t is not None for t in columns.get("target", [])):
+        targets = np.array([str(t) for t in columns["target"]])
+        if config.data.target_mode == "input":
+            texts = [f"{t}: {text}" for t, text in zip(targets, texts)]
     return TaskData(
         task=task,
         labels=labels,
         ids=list(columns["id"]),
-        texts=list(columns["text"]),
+        texts=texts,
         doc_ids=np.array(columns["doc_id"]),
         hashes=list(columns["hash"]),
         y=y,
         columns=columns,
         fingerprint=fp,
+        targets=targets,
     )

@@ -2,9 +2,13 @@
 
 ``evaluate_task`` fits each configured model on each training part and
 predicts its test part. Folds are the outer loop so that models sharing
-features vectorise once per fold. Metrics are computed from the collected
-predictions by ``metrics_from_predictions``, the same function that
-re-scores a saved ``predictions.jsonl``.
+features vectorise once per fold. With a learning curve, the first repeat's
+folds are also scored with smaller random parts of each training part; those
+prediction records carry a ``fraction``. With a stance target column and
+``target_mode: per_target``, one model per target is fitted on each fold and
+the predictions are pooled. Metrics come from the collected predictions by
+``task_metrics``, the same function that re-scores a saved
+``predictions.jsonl``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from tqdm.auto import tqdm
 
 from experiments.config import Config, ModelConfig
 from experiments.data import TaskData
-from experiments.metrics import summarize
+from experiments.errors import UserError
+from experiments.metrics import HEADLINE, paired_tests, summarize
 from experiments.models import build_model
 from experiments.models.features import clear_feature_cache
 from experiments.protocols import make_folds
@@ -68,26 +73,65 @@ def degenerate_labels(model, labels: list[str]) -> list[str]:
     return [label if isinstance(label, str) else labels[label] for label in found]
 
 
+def _parts(data: TaskData, config: Config, train: np.ndarray, test: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (train, test) pairs one fold is fitted on: the fold itself, or one per stance target."""
+    if data.targets is None or config.data.target_mode != "per_target":
+        return [(train, test)]
+    out = []
+    for target in np.unique(data.targets[test]):
+        part_train, part_test = train[data.targets[train] == target], test[data.targets[test] == target]
+        if not len(part_train):
+            raise UserError(f"data: target {target!r} has test rows but no training rows in a fold; "
+                            "use target_mode: input, or a protocol that trains on every target")
+        out.append((part_train, part_test))
+    return out
+
+
+def _subsample(train: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    size = max(2, int(round(fraction * len(train))))
+    return np.sort(rng.choice(train, size=min(size, len(train)), replace=False))
+
+
 def evaluate_task(data: TaskData, config: Config, progress: bool = True) -> TaskResult:
-    """Fit and predict every model on every fold of the configured protocol."""
+    """Fit and predict every model on every fold of the configured protocol (and learning-curve part)."""
     folds = make_folds(data, config.protocol, config.seed)
+    curve = config.protocol.learning_curve
+    jobs = [(fold, None, 0) for fold in folds]
+    if curve is not None:
+        first = [fold for fold in folds if fold.repeat == 0]
+        jobs += [(fold, f, r) for r in range(curve.repeats) for f in curve.fractions for fold in first]
     result = TaskResult(folds=len(folds), train_sizes=[len(f.train) for f in folds])
     seconds: dict[str, float] = defaultdict(float)
     degenerate: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    bar = tqdm(total=len(folds) * len(config.models), desc=f"{config.name}:{data.task}", unit="fit",
+    bar = tqdm(total=len(jobs) * len(config.models), desc=f"{config.name}:{data.task}", unit="fit",
                disable=not progress, leave=False)
-    for fold in folds:
+    for fold, fraction, curve_repeat in jobs:
         clear_feature_cache()
-        x_test = [data.texts[i] for i in fold.test]
+        train = fold.train
+        if fraction is not None:
+            rng = np.random.default_rng([config.seed, curve_repeat, fold.fold, int(fraction * 1000)])
+            train = _subsample(train, fraction, rng)
         for spec in config.models:
             start = time.perf_counter()
-            model = fit_model(spec, data, fold.train, config, config.seed + fold.repeat)
-            proba = np.asarray(model.predict_proba(x_test))
-            pred = model.predict(x_test)
-            seconds[spec.display] += time.perf_counter() - start
-            for label in degenerate_labels(model, data.labels):
-                degenerate[spec.display][label] += 1
-            result.predictions.extend(_records(data, spec.display, fold, model, proba, pred))
+            for part_train, part_test in _parts(data, config, train, fold.test):
+                x_test = [data.texts[i] for i in part_test]
+                model = fit_model(spec, data, part_train, config, config.seed + fold.repeat)
+                proba = np.asarray(model.predict_proba(x_test))
+                pred = model.predict(x_test)
+                records = _records(data, spec.display, fold, part_test, model, proba, pred)
+                for r in records:
+                    r["n_train"] = len(part_train)
+                if fraction is None:
+                    for label in degenerate_labels(model, data.labels):
+                        degenerate[spec.display][label] += 1
+                else:
+                    for r in records:
+                        r.update(fraction=fraction, curve_repeat=curve_repeat)
+                result.predictions.extend(records)
+            if fraction is None:
+                seconds[spec.display] += time.perf_counter() - start
+            else:
+                seconds[f"{spec.display} (learning curve)"] += time.perf_counter() - start
             bar.update()
     bar.close()
     clear_feature_cache()
@@ -96,14 +140,14 @@ def evaluate_task(data: TaskData, config: Config, progress: bool = True) -> Task
     return result
 
 
-def _records(data: TaskData, model_name: str, fold, model, proba: np.ndarray, pred: np.ndarray) -> list[dict]:
+def _records(data: TaskData, model_name: str, fold, test: np.ndarray, model, proba: np.ndarray, pred: np.ndarray) -> list[dict]:
     if data.multilabel:
         columns = data.labels
     else:
         # A training part may lack a class; map the model's columns back to the label set.
         columns = [data.labels[int(c)] for c in model.classes_]
     out = []
-    for row, i in enumerate(fold.test):
+    for row, i in enumerate(test):
         probs = {label: 0.0 for label in data.labels}
         probs.update({label: round(float(p), 6) for label, p in zip(columns, proba[row])})
         out.append({
@@ -122,27 +166,75 @@ def _records(data: TaskData, model_name: str, fold, model, proba: np.ndarray, pr
 
 def metrics_from_predictions(predictions: list[dict], task: str, labels: list[str], config: Config) -> dict:
     """Metrics per model from prediction records (as saved in ``predictions.jsonl``)."""
-    by_model: dict[str, list[dict]] = defaultdict(list)
+    return task_metrics(predictions, task, labels, config)["models"]
+
+
+def _pooled(records: list[dict], encode, key: str = "repeat"):
+    """One (gold, pred) per repeat over the same ids in id order, the per-fold pairs, and the ids' documents."""
+    repeats: dict[int, dict[str, dict]] = defaultdict(dict)
+    folds: dict[tuple[int, int], list[dict]] = defaultdict(list)
+    for r in records:
+        repeats[r[key]][r["id"]] = r
+        folds[(r[key], r["fold"])].append(r)
+    order = sorted(repeats[min(repeats)])
+    pooled = [encode([repeats[k][i] for i in order]) for k in sorted(repeats)]
+    per_fold = [encode(folds[k]) for k in sorted(folds)]
+    docs = np.array([repeats[min(repeats)][i]["doc_id"] for i in order])
+    return pooled, per_fold, docs
+
+
+def task_metrics(predictions: list[dict], task: str, labels: list[str], config: Config) -> dict:
+    """Everything ``metrics.json`` holds for one task, computed from its prediction records.
+
+    ``models``: each model's metrics with CIs (``summarize``); ``paired``:
+    every pair of models compared on the same bootstrap resamples
+    (``paired_tests``); ``learning_curve``: per model and training fraction,
+    the headline metrics with CIs (absent without a learning curve).
+    """
+    main: dict[str, list[dict]] = defaultdict(list)
+    curve: dict[str, dict[float, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for p in predictions:
-        if p["task"] == task:
-            by_model[p["model"]].append(p)
+        if p["task"] != task:
+            continue
+        if "fraction" in p:
+            curve[p["model"]][p["fraction"]].append(p)
+        else:
+            main[p["model"]].append(p)
     encode = _encoder(task, labels)
     subset = [s for s in config.metrics.stance_subset if s in labels]
+    document_bootstrap = config.metrics.bootstrap_unit == "document"
+    options = dict(resamples=config.metrics.bootstrap, confidence=config.metrics.confidence, seed=config.seed,
+                   min_support=config.metrics.min_support)
+    models, kept = {}, {}
+    for model_name, records in main.items():
+        pooled, per_fold, docs = _pooled(records, encode)
+        kept[model_name] = {}
+        models[model_name] = summarize(task, labels, subset, pooled, per_fold, **options,
+                                       groups=docs if document_bootstrap else None, keep=kept[model_name])
+    out = {"models": models, "paired": paired_tests(kept, HEADLINE[task][:2], config.metrics.confidence)}
+    if curve:
+        out["learning_curve"] = _curve_metrics(main, curve, task, labels, subset, encode, options,
+                                               document_bootstrap)
+    return out
+
+
+def _curve_metrics(main, curve, task, labels, subset, encode, options, document_bootstrap) -> dict:
+    """Headline metrics per model and training fraction; the full fraction reuses the first repeat's predictions."""
+    metrics = HEADLINE[task][:2]
     out = {}
-    for model_name, records in by_model.items():
-        repeats: dict[int, dict[str, dict]] = defaultdict(dict)
-        folds: dict[tuple[int, int], list[dict]] = defaultdict(list)
-        for r in records:
-            repeats[r["repeat"]][r["id"]] = r
-            folds[(r["repeat"], r["fold"])].append(r)
-        order = sorted(repeats[min(repeats)])
-        pooled = [encode([repeats[k][i] for i in order]) for k in sorted(repeats)]
-        per_fold = [encode(folds[key]) for key in sorted(folds)]
-        out[model_name] = summarize(
-            task, labels, subset, pooled, per_fold,
-            resamples=config.metrics.bootstrap, confidence=config.metrics.confidence,
-            seed=config.seed, min_support=config.metrics.min_support,
-        )
+    for model_name, by_fraction in curve.items():
+        points = []
+        first_repeat = [r for r in main[model_name] if r["repeat"] == 0]
+        parts = [*((f, recs, "curve_repeat") for f, recs in sorted(by_fraction.items())), (1.0, first_repeat, "repeat")]
+        for fraction, records, key in parts:
+            pooled, per_fold, docs = _pooled(records, encode, key)
+            summary = summarize(task, labels, subset, pooled, per_fold, **{**options, "resamples": min(options["resamples"], 500)},
+                                groups=docs if document_bootstrap else None)
+            train_sizes = {(r[key], r["fold"]): r.get("n_train") for r in records}
+            sizes = [n for n in train_sizes.values() if n is not None]
+            points.append({"fraction": fraction, "n_train": round(float(np.mean(sizes)), 1) if sizes else None,
+                           "n_test": summary["n"], **{m: summary["metrics"][m] for m in metrics}})
+        out[model_name] = points
     return out
 
 

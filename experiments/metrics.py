@@ -89,17 +89,33 @@ SCORERS = {"stance": stance_scores, "frames": frame_scores}
 HEADLINE = {"stance": ["accuracy", "macro_f1", "macro_f1_subset"], "frames": ["micro_f1", "macro_f1", "hamming_loss", "subset_accuracy"]}
 
 
-def bootstrap_weights(n: int, resamples: int, seed: int, chunk: int = 200) -> Iterator[np.ndarray]:
+def bootstrap_weights(
+    n: int, resamples: int, seed: int, chunk: int = 200, groups: np.ndarray | None = None
+) -> Iterator[np.ndarray]:
     """Multinomial resampling weights over ``n`` test paragraphs, in chunks of rows.
 
-    The stream depends only on ``n``, ``resamples`` and ``seed``, so every
-    model in a run sees the same resamples.
+    With ``groups`` (one group index per paragraph, e.g. its document) whole
+    groups are drawn with replacement and every paragraph of a drawn group
+    gets the group's count: the clustered bootstrap, for paragraphs that are
+    not independent. The stream depends only on ``n``, ``groups``,
+    ``resamples`` and ``seed``, so every model in a run sees the same
+    resamples, which makes differences between models paired.
+
+    >>> W = next(bootstrap_weights(4, 3, seed=0, groups=np.array([0, 0, 1, 1])))
+    >>> bool((W[:, 0] == W[:, 1]).all() and (W[:, 2] == W[:, 3]).all() and (W.sum(axis=1) == 4).all())
+    True
     """
     rng = np.random.default_rng(seed)
+    if groups is not None:
+        _, index = np.unique(groups, return_inverse=True)
+        g = int(index.max()) + 1
     done = 0
     while done < resamples:
         size = min(chunk, resamples - done)
-        yield rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(float)
+        if groups is None:
+            yield rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(float)
+        else:
+            yield rng.multinomial(g, np.full(g, 1.0 / g), size=size).astype(float)[:, index]
         done += size
 
 
@@ -117,13 +133,18 @@ def summarize(
     confidence: float,
     seed: int,
     min_support: int,
+    groups: np.ndarray | None = None,
+    keep: dict | None = None,
 ) -> dict:
     """Point estimate, fold mean and std, and bootstrap CI for every metric of one model.
 
     ``pooled`` holds one ``(gold, pred)`` pair per repeat, each over the same
     test paragraphs in the same order (out-of-fold predictions); ``folds``
     holds the ``(gold, pred)`` of every single fold. The bootstrap resamples
-    paragraphs and averages each resample over the repeats.
+    paragraphs (or, with ``groups``, whole documents) and averages each
+    resample over the repeats. When ``keep`` is a dict, the point estimate
+    and the resampled values of each headline metric are stored in it, for
+    paired comparisons between models.
     """
     scorer = SCORERS[task]
     n = len(pooled[0][0])
@@ -131,7 +152,7 @@ def summarize(
     point = {k: _nanmean(np.array([s[k][0] for s in plain]), axis=0) for k in _keys(task, labels)}
     per_fold = [scorer(g, p, labels, subset, np.ones((1, len(g)))) for g, p in folds]
     draws: dict[str, list[np.ndarray]] = {k: [] for k in point}
-    for W in bootstrap_weights(n, resamples, seed):
+    for W in bootstrap_weights(n, resamples, seed, groups=groups):
         scored = [scorer(g, p, labels, subset, W) for g, p in pooled]
         for k in draws:
             draws[k].append(_nanmean(np.stack([s[k] for s in scored]), axis=0))
@@ -150,6 +171,8 @@ def summarize(
             "ci": [_value(low), _value(high)],
         }
 
+    if keep is not None:
+        keep.update({k: (float(point[k]), np.concatenate(draws[k])) for k in HEADLINE[task]})
     gold_pooled = pooled[0][0]
     support = np.bincount(gold_pooled, minlength=len(labels)) if task == "stance" else gold_pooled.sum(axis=0)
     result = {"n": n, "metrics": {k: describe(k) for k in HEADLINE[task]}, "per_label": {}}
@@ -163,3 +186,39 @@ def summarize(
 
 def _keys(task: str, labels: list[str]) -> list[str]:
     return [*HEADLINE[task], *(f"{m}/{l}" for l in labels for m in ("precision", "recall", "f1"))]
+
+
+def paired_tests(kept: dict[str, dict], metrics: list[str], confidence: float) -> list[dict]:
+    """Every pair of models compared on the same resamples: difference, its CI and a two-sided p-value.
+
+    In each comparison ``a`` is the model with the higher point estimate, so
+    ``diff`` = a − b is never negative. ``kept`` maps a model to what ``summarize(..., keep=...)`` stored. The
+    p-value is the paired bootstrap's: twice the smaller share of resampled
+    differences on either side of zero (capped at 1), so p < 0.05 means the
+    95% interval of the difference excludes zero.
+
+    >>> kept = {"a": {"f1": (0.6, np.array([0.5, 0.6, 0.7]))}, "b": {"f1": (0.4, np.array([0.3, 0.4, 0.5]))}}
+    >>> paired_tests(kept, ["f1"], 0.95)[0]["p"]
+    0.0
+    """
+    alpha = (1 - confidence) / 2
+    out = []
+    names = list(kept)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            for metric in metrics:
+                first, second = a, b
+                (pa, da), (pb, db) = kept[a][metric], kept[b][metric]
+                if pb > pa:  # report the better model first, so differences read as gains
+                    first, second, (pa, da), (pb, db) = b, a, (pb, db), (pa, da)
+                if len(da) != len(db):
+                    continue  # different test sets: not comparable
+                diff = da - db
+                diff = diff[~np.isnan(diff)]
+                if not len(diff) or np.isnan(pa) or np.isnan(pb):
+                    continue
+                low, high = np.quantile(diff, [alpha, 1 - alpha])
+                p = min(1.0, 2 * min(float((diff <= 0).mean()), float((diff >= 0).mean())))
+                out.append({"a": first, "b": second, "metric": metric, "diff": _value(pa - pb), "ci": [_value(low), _value(high)],
+                            "p": round(p, 4), "resamples": int(len(diff))})
+    return out

@@ -25,7 +25,7 @@ from experiments import paths
 from experiments.codebook import load_codebook
 from experiments.config import Config, load_config, smoke, to_yaml
 from experiments.data import load_dataset, task_data
-from experiments.evaluate import degenerate_labels, evaluate_task, fit_model, metrics_from_predictions
+from experiments.evaluate import degenerate_labels, evaluate_task, fit_model, task_metrics
 from experiments.io import dumps
 from experiments.errors import UserError
 from experiments.models import factory_parameters, resolve
@@ -53,13 +53,32 @@ def git_state() -> dict:
 
 
 def environment() -> dict:
+    """Python, platform, the key packages' versions, and how the installed set compares with the lock file."""
     versions = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": versions}
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": versions,
+            "lock": lock_state()}
+
+
+def lock_state(lock: Path = paths.ROOT / "constraints.txt") -> dict:
+    """The pinned environment (``constraints.txt``): its hash and every installed package that differs from it."""
+    if not lock.exists():
+        return {"file": lock.name, "sha256": None, "differs": None}
+    text = lock.read_text(encoding="utf-8")
+    installed = {d.metadata["Name"].lower().replace("_", "-"): d.version for d in metadata.distributions()}
+    differs = {}
+    for line in text.splitlines():
+        name, sep, pinned = line.split("#")[0].strip().partition("==")
+        if not sep:
+            continue
+        have = installed.get(name.lower().replace("_", "-"))
+        if have != pinned:
+            differs[name] = {"pinned": pinned, "installed": have}
+    return {"file": lock.name, "sha256": hashlib.sha256(text.encode()).hexdigest(), "differs": differs}
 
 
 def new_run_dir(results: Path, config: Config, fingerprint: str) -> Path:
@@ -88,7 +107,7 @@ def run_experiment(
         config = smoke(config)
     codebook = load_codebook()
     preflight(config, codebook, where=str(config_path))
-    dataset, notes, fingerprint = load_dataset(config, codebook)
+    dataset, notes, fingerprint, label_sets = load_dataset(config, codebook)
     for note in notes:
         log(f"note: {note}")
     log(f"{config.name}: {len(dataset)} paragraphs, data fingerprint {fingerprint}, protocol {config.protocol.name}")
@@ -107,19 +126,25 @@ def run_experiment(
         "tasks": {},
     }
     predictions: list[dict] = []
+    texts: dict[str, dict] = {}
+    features: dict[str, dict] = {}
     fitted: list[tuple[Path, object, dict]] = []
     for task in config.tasks:
-        data = task_data(dataset, task, config, codebook, fingerprint)
+        data = task_data(dataset, task, config, codebook, fingerprint, label_sets)
         result = evaluate_task(data, config, progress=progress)
         predictions.extend(result.predictions)
         metrics["tasks"][task] = {
             "labels": data.labels,
-            "level": config.frame_level if task == "frames" else None,
+            "level": config.frame_level if task == "frames" and label_sets is None else None,
             "n_paragraphs": len(data),
             "folds": result.folds,
             "degenerate": result.degenerate,
-            "models": metrics_from_predictions(result.predictions, task, data.labels, config),
+            **task_metrics(result.predictions, task, data.labels, config),
         }
+        texts.update({i: {"id": i, "doc_id": str(d), "text": t} for i, d, t in zip(data.ids, data.doc_ids, data.columns["text"])})
+        top = top_features(data, config)
+        if top:
+            features[task] = top
         meta["tasks"][task] = {"seconds_per_model": result.seconds, "folds": result.folds,
                                "mean_train_size": round(sum(result.train_sizes) / len(result.train_sizes), 1)}
         if config.final_fit:
@@ -137,6 +162,11 @@ def run_experiment(
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         with open(staging / "predictions.jsonl", "w", encoding="utf-8") as handle:
             handle.writelines(dumps(p) + "\n" for p in predictions)
+        with open(staging / "texts.jsonl", "w", encoding="utf-8") as handle:
+            handle.writelines(dumps(t) + "\n" for t in texts.values())
+        if features:
+            (staging / "top_features.json").write_text(json.dumps(features, indent=1, ensure_ascii=False) + "\n",
+                                                       encoding="utf-8")
         from experiments.plots import draw_plots
 
         draw_plots(staging)
@@ -203,6 +233,56 @@ def fit_final_models(data, config: Config, codebook_version: str) -> tuple[list[
     return fitted, seconds
 
 
+TOP_K = 15
+
+
+def _weights(clf) -> np.ndarray | None:
+    """Per-class feature weights of a linear classifier (rows follow ``clf.classes_``), or None."""
+    if hasattr(clf, "coef_"):
+        coef = np.asarray(clf.coef_)
+        return np.vstack([-coef[0], coef[0]]) if coef.shape[0] == 1 and len(clf.classes_) == 2 else coef
+    if hasattr(clf, "feature_log_prob_"):  # naive Bayes: higher log-probability weight = more indicative
+        return np.asarray(clf.feature_log_prob_)
+    return None
+
+
+def top_features(data, config: Config, k: int = TOP_K) -> dict:
+    """The most heavily weighted word n-grams per label of each linear TF-IDF model, fitted on all of ``data``.
+
+    Character n-grams are left out: they rarely read as anything. Frames get
+    the positive-class weights of each frame's own classifier.
+    """
+    every = np.arange(len(data))
+    out = {}
+    for spec in config.models:
+        model = fit_model(spec, data, every, config, config.seed)
+        if not hasattr(model, "steps") or not hasattr(model.steps[0][1], "get_feature_names_out"):
+            continue
+        names = np.asarray(model.steps[0][1].get_feature_names_out())
+        words = np.flatnonzero(np.char.startswith(names.astype(str), "word__"))
+        clf = model.steps[-1][1]
+        per_label: dict[str, list] = {}
+        if data.multilabel:
+            for j, est in enumerate(getattr(clf, "estimators_", [])):
+                w = None if isinstance(est, float) else _weights(est)
+                if w is not None:
+                    row = w[list(est.classes_).index(1)][words]
+                    per_label[data.labels[j]] = _top(names[words], row, k)
+        else:
+            w = _weights(clf)
+            if w is not None:
+                for row, c in zip(w, clf.classes_):
+                    per_label[data.labels[int(c)]] = _top(names[words], row[words], k)
+        if per_label:
+            out[spec.display] = per_label
+    return out
+
+
+def _top(names: np.ndarray, weights: np.ndarray, k: int) -> list[list]:
+    order = np.argsort(-weights, kind="stable")[:k]
+    return [[str(names[i]).removeprefix("word__"), round(float(weights[i]), 4)] for i in order]
+
+
 def _protocol_summary(config: Config) -> dict:
     p = config.protocol
     summary = {"name": p.name}
@@ -212,5 +292,9 @@ def _protocol_summary(config: Config) -> dict:
         summary["group_column"] = p.group_column
     if p.name == "split":
         summary["split_column"] = p.split_column
-    summary["bootstrap"] = {"resamples": config.metrics.bootstrap, "confidence": config.metrics.confidence, "unit": "paragraph"}
+    if p.learning_curve is not None:
+        summary["learning_curve"] = p.learning_curve.model_dump()
+    summary["bootstrap"] = {"resamples": config.metrics.bootstrap, "confidence": config.metrics.confidence,
+                            "unit": config.metrics.bootstrap_unit}
+    summary["paired_test"] = "paired bootstrap on the same resamples, two-sided"
     return summary

@@ -35,7 +35,7 @@ def test_an_unknown_top_level_key_names_file_key_and_valid_keys(write_config):
 
 def test_an_unknown_nested_key_names_its_key_path(write_config):
     path = write_config("typo", "protocol: {fold: 3}\n")
-    assert _error(path) == f"{path}: protocol.fold: unknown key; valid keys here: name, folds, repeats, group_column, split_column"
+    assert _error(path) == f"{path}: protocol.fold: unknown key; valid keys here: name, folds, repeats, group_column, split_column, learning_curve"
 
 
 def test_an_unknown_key_inside_a_model_entry_names_its_index(write_config):

@@ -60,8 +60,8 @@ def test_the_fingerprint_ignores_order_and_follows_texts_labels_and_codebook_ver
 
 
 def test_data_kinds_selects_headlines_or_body_paragraphs(codebook):
-    headlines, _, fp_headlines = load_dataset(load_config(paths.CONFIGS / "smoke.yaml", ["data.kinds=[headline]"]), codebook)
-    everything, _, fp_all = load_dataset(load_config(paths.CONFIGS / "smoke.yaml"), codebook)
+    headlines, _, fp_headlines, _ = load_dataset(load_config(paths.CONFIGS / "smoke.yaml", ["data.kinds=[headline]"]), codebook)
+    everything, _, fp_all, _ = load_dataset(load_config(paths.CONFIGS / "smoke.yaml"), codebook)
     gold = derive_gold(codebook, load_paragraphs()).gold
     assert set(headlines["kind"]) == {"headline"}
     assert len(headlines) == sum(g["kind"] == "headline" for g in gold) > 0
@@ -69,8 +69,10 @@ def test_data_kinds_selects_headlines_or_body_paragraphs(codebook):
     assert fp_headlines != fp_all
 
 
-def test_an_unknown_data_source_lists_the_registered_ones(codebook):
+def test_an_unknown_data_source_lists_the_registered_ones(codebook, monkeypatch):
+    monkeypatch.setattr("experiments.importer.imported_names", lambda *a, **k: [])
     with pytest.raises(UserError) as excinfo:
-        load_dataset(config(data={"source": "imported"}), codebook)
-    assert str(excinfo.value) == f"data.source: unknown data source 'imported'; available: {', '.join(sorted(DATA_SOURCES))}"
+        load_dataset(config(data={"source": "nowhere"}), codebook)
+    assert str(excinfo.value) == (f"data.source: unknown data source 'nowhere'; available: {', '.join(sorted(DATA_SOURCES))} "
+                                  "(add one with `python -m experiments import`)")
     assert "gold" in DATA_SOURCES

@@ -36,7 +36,7 @@ models:
     params: {{C: 10.0, word_ngrams: [1, 1], char_ngrams: [3, 3]}}
 """
 MODELS = ["majority", "logreg small"]
-RUN_FILES = ["config.yaml", "meta.json", "metrics.json", "predictions.jsonl", "summary.md"]
+RUN_FILES = ["config.yaml", "meta.json", "metrics.json", "predictions.jsonl", "summary.md", "texts.jsonl", "top_features.json"]
 
 
 def quiet(*_args):
@@ -121,7 +121,7 @@ def test_predictions_have_one_record_per_model_repeat_fold_and_test_paragraph(tw
         assert set(per_key.values()) == {1}
         assert {(m, r) for m, r, _ in per_key} == {(m, r) for m in MODELS for r in (0, 1)}
         assert {p["fold"] for p in records} == {0, 1}
-        assert set(records[0]) == {"task", "model", "repeat", "fold", "id", "doc_id", "gold", "pred", "proba"}
+        assert set(records[0]) == {"task", "model", "repeat", "fold", "id", "doc_id", "gold", "pred", "proba", "n_train"}
         assert set(records[0]["proba"]) == set(metrics["tasks"][task]["labels"])
 
 
