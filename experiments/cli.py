@@ -158,6 +158,29 @@ def cmd_adjudicate(args: argparse.Namespace) -> None:
     print(f"recorded {args.paragraph}: {describe_labels(stance, frames)} -> {_rel(data.adjudications)}")
 
 
+def cmd_import(args: argparse.Namespace) -> None:
+    from experiments.importer import ImportOptions, format_summary, import_table
+
+    label_map = {}
+    for assignment in args.map or []:
+        old, sep, new = assignment.partition("=")
+        if not sep or not old or not new:
+            raise UserError(f"--map {assignment}: both sides must be non-empty, e.g. --map FAVOR=favor")
+        label_map[old] = new
+    split = lambda text: tuple(x.strip() for x in text.split(",") if x.strip()) if text else ()
+    delimiter = "\t" if args.delimiter in ("\\t", "tab", "TAB") else args.delimiter
+    options = ImportOptions(
+        text_column=args.text_column, stance_column=args.stance_column, frames_column=args.frames_column,
+        frame_columns=split(args.frame_columns), frames_separator=args.frames_separator,
+        target_column=args.target_column, split_column=args.split_column, group_column=args.group_column,
+        id_column=args.id_column, encoding=args.encoding, delimiter=delimiter, label_map=label_map,
+        stance_labels=split(args.stance_labels), frame_labels=split(args.frame_labels),
+    )
+    summary = import_table(Path(args.file), args.name, options, force=args.force)
+    print(format_summary(summary))
+    print(f"-> {_rel(summary.path)}; use it in a config with `data: {{source: {summary.name}}}`")
+
+
 def _rel(path: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(Path.cwd()))
@@ -236,6 +259,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="with --paragraph: why (required)")
     p.add_argument("--data", default=str(paths.DATA), help="data folder (default: data/)")
     p.set_defaults(func=cmd_adjudicate)
+
+    p = verbs.add_parser("import", help="turn a labelled table (CSV, TSV, JSON Lines, Parquet) into a dataset a config can name")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--name", required=True, help="dataset name, used as data.source in configs")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--stance-column", help="one stance label per row")
+    p.add_argument("--frames-column", help="frames: a list, or labels joined by --frames-separator")
+    p.add_argument("--frame-columns", help="comma-separated 0/1 indicator columns, one per frame")
+    p.add_argument("--frames-separator", default=";")
+    p.add_argument("--target-column", help="stance target (for datasets with several targets)")
+    p.add_argument("--split-column", help="train/dev/test column, for the split protocol")
+    p.add_argument("--group-column", help="group (e.g. document) column, for lodo and group_kfold")
+    p.add_argument("--id-column", help="row id column (default: numbered rows)")
+    p.add_argument("--encoding", default="utf-8", help="e.g. latin-1")
+    p.add_argument("--delimiter", help="CSV delimiter (default: ',' for .csv, tab for .tsv)")
+    p.add_argument("--map", action="append", metavar="OLD=NEW", help="rename a label or split value (repeatable), e.g. FAVOR=favor")
+    p.add_argument("--stance-labels", help="comma-separated allowed stance labels (after --map); others are errors")
+    p.add_argument("--frame-labels", help="comma-separated allowed frame labels (after --map)")
+    p.add_argument("--force", action="store_true", help="replace an imported dataset of the same name")
+    p.set_defaults(func=cmd_import)
 
     p = verbs.add_parser("plot", help="redraw the plots of run directories from their saved predictions")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")

@@ -51,9 +51,9 @@ def gold_source(codebook: Codebook) -> tuple[datasets.Dataset, list[str]]:
 
 def imported_source(name: str) -> tuple[datasets.Dataset, list[str], dict[str, list[str]]]:
     """A dataset made by ``python -m experiments import``, with its own label sets."""
-    from experiments.importer import load_imported
+    from experiments import importer
 
-    dataset, info = load_imported(name)
+    dataset, info = importer.load_imported(name, importer.IMPORTED)
     labels = {"stance": list(info.get("stance_labels") or []), "frames": list(info.get("frame_labels") or [])}
     return dataset, [f"imported dataset {name!r} from {info['source']['file']} ({info['imported']})"], labels
 
@@ -112,10 +112,11 @@ def load_dataset(config: Config, codebook: Codebook) -> tuple[datasets.Dataset, 
     if config.data.source in DATA_SOURCES:
         dataset, notes, labels = DATA_SOURCES[config.data.source](codebook)
     else:
-        from experiments.importer import imported_names
+        from experiments import importer
 
-        if config.data.source not in imported_names():
-            available = [*sorted(DATA_SOURCES), *imported_names()]
+        names = importer.imported_names(importer.IMPORTED)
+        if config.data.source not in names:
+            available = [*sorted(DATA_SOURCES), *names]
             raise UserError(f"data.source: unknown data source {config.data.source!r}; available: "
                             f"{', '.join(available)} (add one with `python -m experiments import`)")
         dataset, notes, labels = imported_source(config.data.source)

@@ -108,6 +108,8 @@ def run_experiment(
     codebook = load_codebook()
     preflight(config, codebook, where=str(config_path))
     dataset, notes, fingerprint, label_sets = load_dataset(config, codebook)
+    if label_sets is not None and "stance" in config.tasks:
+        check_stance_subset(config, label_sets["stance"], f"dataset {config.data.source!r}", str(config_path))
     for note in notes:
         log(f"note: {note}")
     log(f"{config.name}: {len(dataset)} paragraphs, data fingerprint {fingerprint}, protocol {config.protocol.name}")
@@ -188,10 +190,8 @@ def preflight(config: Config, codebook, where: str) -> None:
     Labels named in the config must exist in the codebook; model directories
     must exist and hold weights; ``cuda`` needs a GPU.
     """
-    for i, label in enumerate(config.metrics.stance_subset):
-        if label not in codebook.stance_labels:
-            raise UserError(f"{where}: metrics.stance_subset.{i}: {label!r} is not a stance label of the codebook "
-                            f"({', '.join(codebook.stance_labels)})")
+    if config.data.source == "gold":  # an imported dataset's labels are checked once it is loaded
+        check_stance_subset(config, codebook.stance_labels, "the codebook", where)
     frames = codebook.generic_labels if config.frame_level == "generic" else codebook.frame_labels
     accepted_by = [factory_parameters(spec.name) for spec in config.models]
     if any("device" in accepted for accepted in accepted_by):
@@ -210,6 +210,13 @@ def preflight(config: Config, codebook, where: str) -> None:
             for label in spec.params["threshold"]:
                 if label not in frames:
                     raise UserError(f"{key}.threshold.{label}: not a frame of the codebook ({', '.join(frames)})")
+
+
+def check_stance_subset(config: Config, labels: list[str], owner: str, where: str) -> None:
+    for i, label in enumerate(config.metrics.stance_subset):
+        if label not in labels:
+            raise UserError(f"{where}: metrics.stance_subset.{i}: {label!r} is not a stance label of {owner} "
+                            f"({', '.join(labels)})")
 
 
 def fit_final_models(data, config: Config, codebook_version: str) -> tuple[list[tuple[Path, object, dict]], dict]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datasets
+from pathlib import Path
+
 import pytest
 
 from experiments import paths
@@ -70,7 +72,7 @@ def test_data_kinds_selects_headlines_or_body_paragraphs(codebook):
 
 
 def test_an_unknown_data_source_lists_the_registered_ones(codebook, monkeypatch):
-    monkeypatch.setattr("experiments.importer.imported_names", lambda *a, **k: [])
+    monkeypatch.setattr("experiments.importer.IMPORTED", Path("/nonexistent"))
     with pytest.raises(UserError) as excinfo:
         load_dataset(config(data={"source": "nowhere"}), codebook)
     assert str(excinfo.value) == (f"data.source: unknown data source 'nowhere'; available: {', '.join(sorted(DATA_SOURCES))} "
