@@ -181,6 +181,22 @@ def cmd_import(args: argparse.Namespace) -> None:
     print(f"-> {_rel(summary.path)}; use it in a config with `data: {{source: {summary.name}}}`")
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from experiments.reproduce import reproduce
+
+    outcome = reproduce(Path(args.run_dir), results=Path(args.keep) if args.keep else None,
+                        progress=sys.stderr.isatty(), log=lambda line: print(line, file=sys.stderr))
+    print("\n".join(outcome.lines()))
+    return 0 if outcome.identical else 1
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from experiments.report import write_report
+
+    html, markdown = write_report([Path(r) for r in args.run_dirs], Path(args.out) if args.out else None)
+    print(f"report -> {_rel(html)} and {_rel(markdown)}")
+
+
 def _rel(path: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(Path.cwd()))
@@ -280,6 +296,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an imported dataset of the same name")
     p.set_defaults(func=cmd_import)
 
+    p = verbs.add_parser("reproduce", help="re-run a run from its saved config and check that every metric is identical")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--keep", metavar="RESULTS", help="keep the new run under this results folder (default: a scratch folder, removed)")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = verbs.add_parser("report", help="one self-contained HTML page (and a Markdown twin) comparing runs")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", help="FILE.html (a FILE.md is written beside it); default: report.html in the first run directory")
+    p.set_defaults(func=cmd_report)
+
     p = verbs.add_parser("plot", help="redraw the plots of run directories from their saved predictions")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.set_defaults(func=cmd_plot)
@@ -296,11 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        status = args.func(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(exc.args[0] if exc.args else "interrupted; nothing was written for the unfinished step", file=sys.stderr)
         return 130
-    return 0
+    return status or 0

@@ -1,0 +1,133 @@
+"""Re-running a finished run from its saved config and checking that its numbers come back.
+
+``reproduce`` runs ``RUN_DIR/config.yaml`` again into a scratch results
+folder and compares the new ``metrics.json`` and ``predictions.jsonl`` with
+the saved ones, value by value. It also says what else differs between then
+and now (data fingerprint, commit, package versions), since those are the
+usual reasons numbers move.
+
+>>> [f"{k}: {a} -> {b}" for k, a, b in diff_values({"m": {"f1": 0.5, "n": 3}}, {"m": {"f1": 0.6, "n": 3}})]
+['m.f1: 0.5 -> 0.6']
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from experiments.errors import UserError
+
+
+def diff_values(old: Any, new: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
+    """Every leaf that differs between two JSON values, as ``(dotted path, old, new)``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(k for k in new if k not in old)]:
+            where = f"{path}.{key}" if path else str(key)
+            if key not in old:
+                yield where, "(absent)", new[key]
+            elif key not in new:
+                yield where, old[key], "(absent)"
+            else:
+                yield from diff_values(old[key], new[key], where)
+    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (a, b) in enumerate(zip(old, new)):
+            yield from diff_values(a, b, f"{path}.{i}")
+    elif old != new:
+        yield path, old, new
+
+
+def count_values(value: Any) -> int:
+    if isinstance(value, dict):
+        return sum(count_values(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(count_values(v) for v in value)
+    return 1
+
+
+@dataclass
+class Reproduction:
+    run_dir: Path
+    new_run: Path | None
+    compared: int
+    metric_differences: list[tuple[str, Any, Any]] = field(default_factory=list)
+    predictions_identical: bool = True
+    context: list[str] = field(default_factory=list)
+
+    @property
+    def identical(self) -> bool:
+        return not self.metric_differences and self.predictions_identical
+
+    def lines(self, limit: int = 20) -> list[str]:
+        out = []
+        if self.identical:
+            out.append(f"reproduced {self.run_dir}: all {self.compared} metric values and every prediction are identical")
+        else:
+            out.append(f"NOT reproduced {self.run_dir}: {len(self.metric_differences)} of {self.compared} metric values differ"
+                       + ("" if self.predictions_identical else "; predictions.jsonl differs"))
+            for where, old, new in self.metric_differences[:limit]:
+                out.append(f"  {where}: {old} -> {new}")
+            if len(self.metric_differences) > limit:
+                out.append(f"  ... and {len(self.metric_differences) - limit} more")
+        out += [f"  {line}" for line in self.context]
+        if self.new_run is not None:
+            out.append(f"  the new run is kept in {self.new_run}")
+        return out
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot read it ({exc}); is this a finished run directory?") from None
+
+
+def _context(old_meta: dict, new_meta: dict) -> list[str]:
+    """What differs between the environment of the saved run and of the new one."""
+    out = []
+    old_fp, new_fp = old_meta["data"]["fingerprint"], new_meta["data"]["fingerprint"]
+    if old_fp != new_fp:
+        out.append(f"the data changed since the run: fingerprint {old_fp} -> {new_fp} "
+                   f"({old_meta['data'].get('n_paragraphs')} -> {new_meta['data'].get('n_paragraphs')} paragraphs)")
+    old_git, new_git = old_meta.get("git", {}), new_meta.get("git", {})
+    if old_git.get("commit") != new_git.get("commit"):
+        out.append(f"code: commit {str(old_git.get('commit'))[:10]} -> {str(new_git.get('commit'))[:10]}")
+    if new_git.get("dirty"):
+        out.append("code: the checkout has uncommitted changes")
+    for name, version in old_meta.get("packages", {}).items():
+        now = new_meta.get("packages", {}).get(name)
+        if now != version:
+            out.append(f"package {name}: {version} -> {now}")
+    if old_meta.get("python") != new_meta.get("python"):
+        out.append(f"python {old_meta.get('python')} -> {new_meta.get('python')}")
+    return out
+
+
+def reproduce(run_dir: Path, results: Path | None = None, progress: bool = False, log=print) -> Reproduction:
+    """Run ``run_dir``'s saved config again and compare; keep the new run only when ``results`` is given."""
+    from experiments.run import run_experiment
+
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", "metrics.json", "meta.json", "predictions.jsonl"):
+        if not (run_dir / name).exists():
+            raise UserError(f"{run_dir}: no {name}; pass a finished run directory such as results/default/<run-id>")
+    old_metrics, old_meta = _read_json(run_dir / "metrics.json"), _read_json(run_dir / "meta.json")
+    scratch = None if results is not None else Path(tempfile.mkdtemp(prefix="experiments-reproduce-"))
+    try:
+        new_run = run_experiment(run_dir / "config.yaml", results=results or scratch, progress=progress, log=log)
+        new_metrics, new_meta = _read_json(new_run / "metrics.json"), _read_json(new_run / "meta.json")
+        same_predictions = (new_run / "predictions.jsonl").read_bytes() == (run_dir / "predictions.jsonl").read_bytes()
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return Reproduction(
+        run_dir=run_dir,
+        new_run=new_run if results is not None else None,
+        compared=count_values(old_metrics),
+        metric_differences=list(diff_values(old_metrics, new_metrics)),
+        predictions_identical=same_predictions,
+        context=_context(old_meta, new_meta),
+    )
