@@ -6,7 +6,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 RUN    := $(BIN)/python -m experiments
 # The README results table: the newest committed run of each of these configs.
-TABLE  := $(RUN) table --readme --config default --config frames_generic --config stance_transformers --config frames_transformers
+TABLE  := $(RUN) table --readme --config default --config default_lodo --config frames_generic --config stance_transformers --config frames_transformers
+# The report of the default experiment: repeated k-fold and leave-one-document-out side by side.
+REPORT := $(RUN) report --config default --config default_lodo --out results/report.html
 
 .PHONY: install experiment results transformers bench test test-fast clean-venv
 
@@ -22,7 +24,9 @@ experiment: $(STAMP)
 	$(RUN) corpus
 	$(RUN) codebook --check
 	$(RUN) run configs/default.yaml
+	$(RUN) run configs/default_lodo.yaml
 	$(TABLE)
+	$(REPORT)
 
 ## Every shipped experiment config (not the smoke test), then the README results table.
 results: $(STAMP)
@@ -31,7 +35,9 @@ results: $(STAMP)
 	$(RUN) run configs/frames_baselines.yaml
 	$(RUN) run configs/frames_generic.yaml
 	$(RUN) run configs/default.yaml
+	$(RUN) run configs/default_lodo.yaml
 	$(TABLE)
+	$(REPORT)
 
 ## The transformer and few-shot configs (about 17 minutes on 2 CPU cores), then the README table.
 transformers: $(STAMP)

@@ -194,7 +194,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> None:
     from experiments.report import write_report
 
-    html, markdown = write_report([Path(r) for r in args.run_dirs], Path(args.out) if args.out else None)
+    from experiments.report import latest_runs
+
+    runs = [Path(r) for r in args.run_dirs] or latest_runs(Path(args.results), tuple(args.configs))
+    if not runs:
+        raise UserError("no run directories given or found; name RUN_DIRs or --config NAME (its newest run)")
+    html, markdown = write_report(runs, Path(args.out) if args.out else None)
     print(f"report -> {_rel(html)} and {_rel(markdown)}")
 
 
@@ -303,7 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reproduce)
 
     p = verbs.add_parser("report", help="one self-contained HTML page (and a Markdown twin) comparing runs")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
+    p.add_argument("--config", dest="configs", action="append", default=[], help="the newest run of this config (repeatable)")
+    p.add_argument("--results", default=str(paths.RESULTS))
     p.add_argument("--out", help="FILE.html (a FILE.md is written beside it); default: report.html in the first run directory")
     p.set_defaults(func=cmd_report)
 
