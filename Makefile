@@ -48,6 +48,9 @@ transformers: $(STAMP)
 
 bench: $(STAMP)
 	$(RUN) bench
+	$(RUN) bench --import-rows 100000
+	$(RUN) bench --overhead configs/stance_baselines.yaml
+	$(RUN) bench --overhead configs/frames_baselines.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

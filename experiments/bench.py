@@ -1,4 +1,8 @@
-"""``python -m experiments bench``: inference throughput against a plain ``transformers`` pipeline.
+"""``python -m experiments bench``: the project's speed targets, measured.
+
+``run_bench`` times inference against a plain ``transformers`` pipeline;
+``bench_import`` times importing a large table; ``bench_overhead`` times a
+config with and without its learning curve.
 
 Both sides run in the same process, on the same paragraphs, with the same
 weights and thread settings. The project's path sorts texts by length, pads
@@ -13,11 +17,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from experiments import paths
 from experiments.annotations import load_paragraphs
+from experiments.errors import UserError
 from experiments.models.encoders import (
     DEFAULT_MODEL, SentenceEmbedder, resolve_device, resolve_model_dir, resolve_precision, setup_torch,
 )
@@ -98,3 +104,48 @@ def run_bench(n: int = 240, batch_size: int = 16, rounds: int = 3, model: str = 
     for m in results:
         log(f"{m.name:<24}{m.ours:>14.1f}{m.plain:>18.1f}{m.ratio:>7.2f}x{m.max_abs_diff:>12.1e}")
     return results
+
+
+def bench_import(rows: int = 100_000, log=print) -> float:
+    """Seconds to import a generated stance table of ``rows`` rows with targets, a split and a label map."""
+    import csv
+    import tempfile
+
+    from experiments.importer import ImportOptions, import_table
+
+    stances = ("FAVOR", "AGAINST", "NONE")
+    with tempfile.TemporaryDirectory(prefix="experiments-bench-") as scratch:
+        table = Path(scratch) / "table.csv"
+        with open(table, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "target", "text", "stance", "split"])
+            for i in range(rows):
+                writer.writerow([i, f"target {i % 5}", f"Post {i} on topic {i % 97}, with a few more words.",
+                                 stances[i % 3], ("train", "dev", "test")[i % 3]])
+        options = ImportOptions(id_column="id", target_column="target", stance_column="stance", split_column="split",
+                                label_map={s: s.lower() for s in stances})
+        start = time.perf_counter()
+        summary = import_table(table, "bench", options, root=Path(scratch) / "imported")
+        seconds = time.perf_counter() - start
+    log(f"import: {summary.rows} rows in {seconds:.2f} s ({summary.rows / seconds:,.0f} rows/s)")
+    return seconds
+
+
+def bench_overhead(config: Path, log=print) -> tuple[float, float]:
+    """Wall seconds of a config without and with its learning curve (paired tests are always on)."""
+    import tempfile
+
+    from experiments.config import load_config
+    from experiments.run import run_experiment
+
+    if load_config(config).protocol.learning_curve is None:
+        raise UserError(f"{config}: has no protocol.learning_curve to measure; pick a config with one")
+    times = []
+    with tempfile.TemporaryDirectory(prefix="experiments-bench-") as scratch:
+        for overrides in (["protocol.learning_curve=null"], []):
+            start = time.perf_counter()
+            run_experiment(config, overrides, results=Path(scratch), progress=False, log=lambda *_: None)
+            times.append(time.perf_counter() - start)
+    log(f"{config}: {times[0]:.1f} s without the learning curve, {times[1]:.1f} s with it "
+        f"({times[1] / times[0]:.2f}x; paired tests are computed in both)")
+    return times[0], times[1]

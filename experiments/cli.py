@@ -82,7 +82,14 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from experiments.bench import run_bench
+    from experiments.bench import bench_import, bench_overhead, run_bench
+
+    if args.import_rows:
+        bench_import(args.import_rows)
+        return
+    if args.overhead:
+        bench_overhead(Path(args.overhead))
+        return
 
     run_bench(n=args.n, batch_size=args.batch_size, rounds=args.rounds, model=args.model, device=args.device,
               precision=args.precision)
@@ -240,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="all-MiniLM-L6-v2", help="packaged model name or a local model directory")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="inference precision of the project's path")
+    p.add_argument("--import-rows", type=int, metavar="N", help="instead: time importing a generated N-row table")
+    p.add_argument("--overhead", metavar="CONFIG", help="instead: time CONFIG without and with its learning curve")
     p.set_defaults(func=cmd_bench)
 
     p = verbs.add_parser("predict", help="label new paragraphs with the models a run saved (final_fit: true)")
