@@ -2,16 +2,22 @@
 
 ``draw_plots(run_dir)`` (re)draws every PNG under ``run_dir/plots/<task>/``:
 
-- ``confusion_<model>.png``: the normalised confusion matrix of one model;
+- ``model_comparison.png``: a forest plot of macro-F1 (and accuracy or micro-F1) per model with CIs;
 - ``per_label_f1.png``: F1 per stance label or frame, one bar per model, with CI whiskers;
-- ``model_comparison.png``: the headline metrics of every model with their CIs.
+- ``confusion_<model>.png``: the row-normalised confusion matrix of one model;
+- ``calibration.png``: a reliability diagram per model, with its expected calibration error;
+- ``label_distribution.png``: the gold labels of each document;
+- ``learning_curve.png``: scores against training size (only when the run has a learning curve).
+
+Learning-curve prediction records (those with a ``fraction``) feed the
+learning curve only; every other plot reads the main predictions.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +28,7 @@ import numpy as np  # noqa: E402
 
 from experiments.errors import UserError  # noqa: E402
 from experiments.io import read_jsonl  # noqa: E402
+from experiments.metrics import calibration_bins  # noqa: E402
 
 # Okabe & Ito's colour-blind-safe palette.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -33,10 +40,12 @@ METRIC_NAMES = {
     "hamming_loss": "Hamming loss (lower is better)",
     "subset_accuracy": "subset accuracy",
 }
+CALIBRATION_BINS = 10
+FEW_IN_BIN = 5  # calibration bins with fewer predictions get hollow markers
 
 plt.rcParams.update({
-    "font.size": 11, "axes.titlesize": 13, "axes.labelsize": 11, "xtick.labelsize": 10,
-    "ytick.labelsize": 10, "legend.fontsize": 9, "figure.dpi": 110, "savefig.bbox": "tight",
+    "font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10,
+    "ytick.labelsize": 10, "legend.fontsize": 10, "figure.dpi": 110, "savefig.bbox": "tight",
     "axes.spines.top": False, "axes.spines.right": False,
 })
 
@@ -62,14 +71,110 @@ def draw_plots(run_dir: Path) -> list[Path]:
     for task, info in metrics["tasks"].items():
         out = run_dir / "plots" / task
         out.mkdir(parents=True, exist_ok=True)
-        records = [p for p in predictions if p["task"] == task]
+        main = main_records(predictions, task)
         models = list(info["models"])
-        for model in models:
-            written.append(_confusion(task, info, model, [p for p in records if p["model"] == model], out, metrics))
-        written.append(_per_label(task, info, models, out, metrics))
         written.append(_comparison(task, info, models, out, metrics))
+        written.append(_per_label(task, info, models, out, metrics))
+        for model in models:
+            written.append(_confusion(task, info, model, [p for p in main if p["model"] == model], out, metrics))
+        written.append(_calibration(task, info, models, main, out, metrics))
+        written.append(_label_distribution(task, info, main, out, metrics))
+        if info.get("learning_curve"):
+            written.append(_learning_curve(task, info, models, out, metrics))
     return written
 
+
+# Tables the plots draw, computed from prediction records. -----------------------------------------
+
+NO_FRAME = "(no frame)"
+
+
+def main_records(predictions: list[dict], task: str) -> list[dict]:
+    """The task's main prediction records, without the learning curve's.
+
+    Learning-curve records (refits on part of the training data, marked by a
+    ``fraction``) feed only the learning curve, which reads its scores from
+    ``metrics.json``.
+    """
+    return [p for p in predictions if p["task"] == task and "fraction" not in p]
+
+
+def _golds(task: str, record: dict) -> list[str]:
+    return [record["gold"]] if task == "stance" else (record["gold"] or [NO_FRAME])
+
+
+def unique_paragraphs(records: list[dict]) -> list[dict]:
+    """One record per test paragraph (the first model's first repeat), for counting gold labels."""
+    if not records:
+        return []
+    first_model, first_repeat = records[0]["model"], min(r["repeat"] for r in records)
+    seen: dict[str, dict] = {}
+    for r in records:
+        if r["model"] == first_model and r["repeat"] == first_repeat:
+            seen.setdefault(r["id"], r)
+    return list(seen.values())
+
+
+def confusion_counts(task: str, labels: list[str], records: list[dict]) -> tuple[list[str], np.ndarray]:
+    """Row and column names, and the counts of (gold, predicted) over ``records``.
+
+    Stance: one count per record. Frames: a paragraph counts once for every
+    (gold frame, predicted frame) pair, "(no frame)" standing in for an empty
+    set, so a row may sum to more than the paragraphs with that gold frame.
+
+    >>> records = [{"gold": ["x"], "pred": ["x", "y"]}, {"gold": [], "pred": []}]
+    >>> names, counts = confusion_counts("frames", ["x", "y"], records)
+    >>> names, counts.tolist()
+    (['x', 'y', '(no frame)'], [[1, 1, 0], [0, 0, 0], [0, 0, 1]])
+    """
+    names = labels if task == "stance" else [*labels, NO_FRAME]
+    counts = np.zeros((len(names), len(names)), dtype=int)
+    for r in records:
+        pred = [r["pred"]] if task == "stance" else (r["pred"] or [NO_FRAME])
+        for g in _golds(task, r):
+            for q in pred:
+                counts[names.index(g), names.index(q)] += 1
+    return names, counts
+
+
+def label_counts(task: str, labels: list[str], records: list[dict]) -> tuple[list[str], list[str], np.ndarray]:
+    """Documents (sorted), label names, and per document and label the number of unique paragraphs with that gold label.
+
+    >>> records = [{"model": "m", "repeat": r, "id": i, "doc_id": "d", "gold": g}
+    ...            for r in (0, 1) for i, g in (("p0", "favor"), ("p1", "none"))]
+    >>> label_counts("stance", ["favor", "none"], records)
+    (['d'], ['favor', 'none'], array([[1, 1]]))
+    """
+    paragraphs = unique_paragraphs(records)
+    docs = sorted({r["doc_id"] for r in paragraphs})
+    names = labels if task == "stance" else [*labels, NO_FRAME]
+    counts = np.zeros((len(docs), len(names)), dtype=int)
+    for r in paragraphs:
+        for g in _golds(task, r):
+            counts[docs.index(r["doc_id"]), names.index(g)] += 1
+    return docs, names, counts
+
+
+def calibration_pairs(task: str, labels: list[str], records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(confidence, correct) pairs of a model's predictions.
+
+    Stance: the probability of the predicted label and whether it is the gold
+    label. Frames: every (paragraph, frame) probability and whether the frame
+    is gold.
+
+    >>> calibration_pairs("frames", ["x", "y"], [{"gold": ["y"], "pred": [], "proba": {"x": 0.2, "y": 0.4}}])
+    (array([0.2, 0.4]), array([0., 1.]))
+    """
+    if task == "stance":
+        confidence = [r["proba"].get(r["pred"], 0.0) for r in records]
+        correct = [r["pred"] == r["gold"] for r in records]
+    else:
+        confidence = [r["proba"].get(f, 0.0) for r in records for f in labels]
+        correct = [f in r["gold"] for r in records for f in labels]
+    return np.array(confidence, dtype=float), np.array(correct, dtype=float)
+
+
+# Drawing. -------------------------------------------------------------------------------------------
 
 def describe_protocol(p: dict, short: bool = False) -> str:
     """A protocol from ``metrics.json`` in words: "5-fold CV × 5 repeats", "leave-one-document-out", ..."""
@@ -89,50 +194,58 @@ def _subtitle(info: dict, metrics: dict) -> str:
     return f"{metrics['config']} · {how} · n = {info['n_paragraphs']} paragraphs"
 
 
-def _confusion(task: str, info: dict, model: str, records: list[dict], out: Path, metrics: dict) -> Path:
-    labels = info["labels"]
-    if task == "stance":
-        rows, row_names, col_names = np.zeros((len(labels), len(labels))), labels, labels
-        for r in records:
-            rows[labels.index(r["gold"]), labels.index(r["pred"])] += 1
-        xlabel, ylabel = "predicted stance", "gold stance"
-    else:
-        # Multi-label: for paragraphs with gold frame i, the share predicted with frame j.
-        row_names = [*labels, "(no frame)"]
-        col_names = [*labels, "(no frame)"]
-        rows = np.zeros((len(row_names), len(col_names)))
-        counts = np.zeros((len(row_names), 1))
-        for r in records:
-            gold = [labels.index(f) for f in r["gold"]] or [len(labels)]
-            pred = [labels.index(f) for f in r["pred"]] or [len(labels)]
-            for i in gold:
-                rows[i, pred] += 1
-                counts[i] += 1
-        xlabel, ylabel = "predicted frame", "gold frame"
-        colour_label = "share of paragraphs with the gold frame\n(a paragraph may have several predicted frames)"
-    if task == "stance":
-        counts = rows.sum(axis=1, keepdims=True)
-        colour_label = "share of the gold row"
-    share = np.divide(rows, counts, out=np.full_like(rows, np.nan), where=counts > 0)
-    size = 4.2 + 0.55 * len(col_names)
-    fig, ax = plt.subplots(figsize=(size + 1.2, size))
-    image = ax.imshow(np.nan_to_num(share, nan=0.0), cmap="Blues", vmin=0, vmax=1)
-    for i in range(share.shape[0]):
-        for j in range(share.shape[1]):
-            text = "–" if np.isnan(share[i, j]) else f"{share[i, j]:.2f}"
-            dark = not np.isnan(share[i, j]) and share[i, j] > 0.6
-            ax.text(j, i, text, ha="center", va="center", fontsize=9, color="white" if dark else "#222222")
-    ax.set_xticks(range(len(col_names)), col_names, rotation=35, ha="right")
-    ax.set_yticks(range(len(row_names)), [f"{n} (n={int(c)})" for n, c in zip(row_names, counts[:, 0])])
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel + " (n = paragraphs × repeats)")
-    ax.set_title(f"{task}: {model}, row-normalised confusion\n{_subtitle(info, metrics)}", fontsize=11)
-    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    bar.set_label(colour_label)
-    path = out / f"confusion_{slug(model)}.png"
+def _ci_text(metrics: dict) -> str:
+    """ "95% bootstrap CI", or "95% document-bootstrap CI" when whole documents were resampled."""
+    boot = metrics["protocol"].get("bootstrap", {})
+    level = f"{100 * boot.get('confidence', 0.95):g}%"
+    return f"{level} document-bootstrap CI" if boot.get("unit") == "document" else f"{level} bootstrap CI"
+
+
+def _colour(models: list[str], model: str) -> str:
+    return PALETTE[models.index(model) % len(PALETTE)]
+
+
+def _is_majority(model: str) -> bool:
+    return model.split(".")[0].lower() == "majority"
+
+
+def _save(fig, path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _comparison(task: str, info: dict, models: list[str], out: Path, metrics: dict) -> Path:
+    keys = ["macro_f1", "accuracy"] if task == "stance" else ["macro_f1", "micro_f1"]
+    order = sorted(models, key=lambda m: info["models"][m]["metrics"]["macro_f1"]["value"] or 0)
+    baseline = next((m for m in models if _is_majority(m)), None)
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 0.55 * len(models) + 2.4), sharey=True)
+    for ax, key in zip(axes, keys):
+        if baseline is not None and info["models"][baseline]["metrics"][key]["value"] is not None:
+            ax.axvline(info["models"][baseline]["metrics"][key]["value"], color="#777777", ls="--", lw=1,
+                       label="majority baseline")
+        for y, model in enumerate(order):
+            m = info["models"][model]["metrics"][key]
+            if m["value"] is None:
+                ax.text(0.0, y, "  undefined", va="center", fontsize=9, color="#555555")
+                continue
+            low, high = (m["value"] if c is None else c for c in m["ci"])
+            ax.errorbar(m["value"], y, xerr=[[m["value"] - low], [high - m["value"]]], fmt="o",
+                        color=_colour(models, model), capsize=4, markersize=7, elinewidth=2)
+            ax.annotate(f"{m['value']:.2f}", (m["value"], y), textcoords="offset points", xytext=(0, 7),
+                        ha="center", fontsize=9)
+        ax.set_xlim(-0.03, 1.03)
+        ax.set_xlabel(f"{METRIC_NAMES[key]} (0–1), {_ci_text(metrics)}")
+        ax.grid(axis="x", alpha=0.3)
+    sizes = {info["models"][m]["n"] for m in models}
+    # n per model only where the models were scored on different numbers of paragraphs.
+    axes[0].set_yticks(range(len(order)), order if len(sizes) == 1 else [f"{m} (n={info['models'][m]['n']})" for m in order])
+    axes[0].set_ylim(-0.6, len(order) - 0.4)
+    if baseline is not None:
+        axes[-1].legend(loc="lower right", frameon=False, fontsize=9)
+    fig.suptitle(f"{task}: model comparison, sorted by macro-F1\n{_subtitle(info, metrics)}", fontsize=12)
+    fig.tight_layout()
+    return _save(fig, out / "model_comparison.png")
 
 
 def _per_label(task: str, info: dict, models: list[str], out: Path, metrics: dict) -> Path:
@@ -147,9 +260,12 @@ def _per_label(task: str, info: dict, models: list[str], out: Path, metrics: dic
         high = np.array([np.nan if per[l]["f1"]["ci"][1] is None else per[l]["f1"]["ci"][1] for l in labels])
         estimable = np.array([per[l]["estimable"] for l in labels])
         values[~estimable] = np.nan
-        ax.bar(x, np.nan_to_num(values), width, color=PALETTE[k % len(PALETTE)], label=model,
+        ax.bar(x, np.nan_to_num(values), width, color=_colour(models, model), label=model,
                yerr=[np.nan_to_num(values - low), np.nan_to_num(high - values)], capsize=2,
                error_kw={"elinewidth": 0.9, "ecolor": "#333333"})
+        # A bar of height 0 is invisible: mark F1 = 0 so it reads as a score, not as a missing bar.
+        for xi in x[estimable & (np.nan_to_num(values, nan=1.0) == 0)]:
+            ax.text(xi, 0.01, "0", ha="center", va="bottom", fontsize=9, color="#444444")
     support = info["models"][models[0]]["per_label"]
     for j, label in enumerate(labels):
         if not support[label]["estimable"]:
@@ -158,39 +274,199 @@ def _per_label(task: str, info: dict, models: list[str], out: Path, metrics: dic
     names = [f"{l}\n(n={support[l]['support']}{'' if support[l]['estimable'] else ', too few'})" for l in labels]
     ax.set_xticks(range(len(labels)), names)
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("F1 (0–1), 95% bootstrap CI")
-    ax.set_xlabel("stance label" if task == "stance" else "frame")
-    ax.set_title(f"{task}: F1 per {'label' if task == 'stance' else 'frame'}\n{_subtitle(info, metrics)}", fontsize=11)
-    ax.legend(ncol=min(len(models), 3), loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+    ax.set_ylabel(f"F1 (0–1), {_ci_text(metrics)}")
+    ax.set_xlabel(("stance label" if task == "stance" else "frame") + " (n = gold paragraphs)")
+    ax.set_title(f"{task}: F1 per {'label' if task == 'stance' else 'frame'}\n{_subtitle(info, metrics)}", fontsize=12)
+    ax.legend(ncol=min(len(models), 3), loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
     ax.grid(axis="y", alpha=0.3)
-    path = out / "per_label_f1.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "per_label_f1.png")
 
 
-def _comparison(task: str, info: dict, models: list[str], out: Path, metrics: dict) -> Path:
+def _confusion(task: str, info: dict, model: str, records: list[dict], out: Path, metrics: dict) -> Path:
+    names, rows = confusion_counts(task, info["labels"], records)
+    # A row's share is of the records with that gold label, pooled over the repeats; the row
+    # labels count each paragraph once.
+    counts = np.array([sum(name in _golds(task, r) for r in records) for name in names], dtype=float)
+    paragraphs = label_counts(task, info["labels"], records)[2].sum(axis=0)
+    repeats = len({r["repeat"] for r in records})
+    share = np.divide(rows, counts[:, None], out=np.full(rows.shape, np.nan), where=counts[:, None] > 0)
+    size = 4.2 + 0.55 * len(names)
+    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    image = ax.imshow(np.nan_to_num(share, nan=0.0), cmap="Blues", vmin=0, vmax=1)
+    for i in range(share.shape[0]):
+        for j in range(share.shape[1]):
+            text = "–" if np.isnan(share[i, j]) else f"{share[i, j]:.2f}"
+            dark = not np.isnan(share[i, j]) and share[i, j] > 0.6
+            ax.text(j, i, text, ha="center", va="center", fontsize=10, color="white" if dark else "#222222")
+    ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
+    ax.set_yticks(range(len(names)), [f"{n} (n={c})" for n, c in zip(names, paragraphs)])
+    what = "stance" if task == "stance" else "frame"
+    ax.set_xlabel(f"predicted {what}")
+    pooled = f", pooled over {repeats} repeats" if repeats > 1 else ""
+    ax.set_ylabel(f"gold {what} (n = paragraphs{pooled})")
+    if task == "stance":
+        colour_label = "share of the gold row (0–1)"
+    else:
+        colour_label = "share of paragraphs with the gold frame\n(a paragraph may have several predicted frames)"
+    ax.set_title(f"{task}: {model}, row-normalised confusion\n{_subtitle(info, metrics)}", fontsize=12)
+    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label(colour_label)
+    return _save(fig, out / f"confusion_{slug(model)}.png")
+
+
+def _calibration(task: str, info: dict, models: list[str], records: list[dict], out: Path, metrics: dict) -> Path:
+    ncols = min(len(models), 3)
+    nrows = -(-len(models) // ncols)
+    width = max(3.9 * ncols, 6.5)
+    repeats = len({r["repeat"] for r in records}) or 1
+    times_repeats = f" × {repeats} repeats" if repeats > 1 else ""
+    if task == "stance":
+        unit = f"n = predictions ({info['n_paragraphs']} paragraphs{times_repeats})"
+    else:
+        unit = f"n = (paragraph, frame) pairs ({info['n_paragraphs']} paragraphs × {len(info['labels'])} frames{times_repeats})"
+    svm = [m for m in models if "svm" in m.lower()]
+    caveat = (f"{', '.join(svm)}: softmaxed SVM margins, not probabilities; " if svm else "") + \
+        "scores of some models are not calibrated probabilities"
+    caption = "\n".join(textwrap.fill(line, int(15 * width)) for line in [
+        f"ECE = expected calibration error, the count-weighted mean gap to the diagonal. {unit}.",
+        f"Bars: predictions per bin; hollow markers: fewer than {FEW_IN_BIN}.", f"{caveat}."])
+    bottom = 0.85 + 0.16 * (caption.count("\n") + 1)  # inches: x label, then the caption
+    fig = plt.figure(figsize=(width, 4.6 * nrows + bottom + 0.3))
+    height = fig.get_figheight()
+    outer = fig.add_gridspec(nrows, ncols, hspace=0.42, wspace=0.3, top=1 - 0.95 / height, bottom=bottom / height)
+    edges = np.linspace(0, 1, CALIBRATION_BINS + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    for k, model in enumerate(models):
+        row, col = divmod(k, ncols)
+        inner = outer[row, col].subgridspec(2, 1, height_ratios=[3.2, 1], hspace=0.08)
+        ax = fig.add_subplot(inner[0])
+        hist = fig.add_subplot(inner[1], sharex=ax)
+        colour = _colour(models, model)
+        confidence, correct = calibration_pairs(task, info["labels"], [r for r in records if r["model"] == model])
+        ax.plot([0, 1], [0, 1], ls="--", color="#777777", lw=1)
+        if len(confidence):
+            mean_conf, observed, counts, ece = calibration_bins(confidence, correct, CALIBRATION_BINS)
+            ax.plot(mean_conf, observed, "-", color=colour, lw=1.5)
+            # Bins with few predictions swing widely: hollow markers say "read with care".
+            few = counts < FEW_IN_BIN
+            ax.plot(mean_conf[~few], observed[~few], "o", color=colour, markersize=6, clip_on=False)
+            ax.plot(mean_conf[few], observed[few], "o", mfc="white", mec=colour, mew=1.5, markersize=6, clip_on=False)
+            hist.bar(centres, counts, width=0.9 / CALIBRATION_BINS, color=colour, alpha=0.85)
+            hist.set_yscale("log")
+            hist.set_ylim(0.7, max(counts.max(), 1) * 3)
+            ax.set_title(f"{model}\nECE = {ece:.3f} · n = {len(confidence)}", fontsize=11)
+        else:
+            ax.text(0.5, 0.5, "no predictions", ha="center", va="center", color="#555555")
+            ax.set_title(f"{model}\nno predictions", fontsize=11)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelbottom=False)
+        if col == 0:
+            ax.set_ylabel("observed frequency (0–1)" if task == "frames" else "share correct (0–1)")
+            hist.set_ylabel("n (log)")
+        hist.set_xticks(edges[::2])
+        hist.set_xlabel("predicted probability of the frame" if task == "frames"
+                        else "probability of the predicted label")
+        hist.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"{task}: reliability diagrams ({CALIBRATION_BINS} bins; dashed: perfectly calibrated)\n"
+                 f"{_subtitle(info, metrics)}", fontsize=12, y=1 - 0.1 / height, va="top")
+    fig.text(0.5, 0.1 / height, caption, ha="center", va="bottom", fontsize=9, color="#333333")
+    return _save(fig, out / "calibration.png")
+
+
+def _label_distribution(task: str, info: dict, records: list[dict], out: Path, metrics: dict) -> Path:
+    docs, names, counts = label_counts(task, info["labels"], records)
+    sizes = np.zeros(len(docs), dtype=int)
+    for r in unique_paragraphs(records):
+        sizes[docs.index(r["doc_id"])] += 1
+    paragraphs = sizes.sum()
+    title = (f"{task}: gold {'labels' if task == 'stance' else 'frames'} per document\n"
+             f"{metrics['config']} · {paragraphs} paragraphs in {len(docs)} documents")
+    if task == "stance":
+        fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(docs) + 2.3))
+        left = np.zeros(len(docs))
+        for j, label in enumerate(names):
+            ax.barh(range(len(docs)), counts[:, j], left=left, color=PALETTE[j % len(PALETTE)], height=0.7,
+                    label=f"{label} ({counts[:, j].sum()})", edgecolor="white", lw=0.8)
+            for d in range(len(docs)):
+                if counts[d, j]:
+                    dark = PALETTE[j % len(PALETTE)] in ("#0072B2", "#009E73", "#D55E00", "#000000")
+                    ax.text(left[d] + counts[d, j] / 2, d, str(counts[d, j]), ha="center", va="center",
+                            fontsize=9, color="white" if dark else "#222222")
+            left += counts[:, j]
+        for d, n in enumerate(sizes):
+            ax.text(n + 0.2, d, f"n={n}", va="center", fontsize=9, color="#333333")
+        ax.set_yticks(range(len(docs)), docs)
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(sizes.max(initial=1) * 1.12, 1))
+        ax.set_xlabel("gold paragraphs (count)")
+        ax.set_ylabel("document")
+        ax.legend(title="gold stance (total)", ncol=min(len(names), 4), loc="upper center",
+                  bbox_to_anchor=(0.5, -0.2), frameon=False)
+        ax.set_title(title, fontsize=12)
+        return _save(fig, out / "label_distribution.png")
+    # Frames: a paragraph may carry several frames, so rows are not compositions; colour is the
+    # share of the row's paragraphs with the frame, the number is their count.
+    table = np.vstack([counts, counts.sum(axis=0)])
+    totals = np.append(sizes, sizes.sum())
+    share = np.divide(table, totals[:, None], out=np.zeros(table.shape), where=totals[:, None] > 0)
+    rows = [*docs, "all documents"]
+    fig, ax = plt.subplots(figsize=(0.85 * len(names) + 4.5, 0.5 * len(rows) + 2.6))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for i in range(table.shape[0]):
+        for j in range(table.shape[1]):
+            ax.text(j, i, str(table[i, j]), ha="center", va="center", fontsize=10,
+                    color="white" if share[i, j] > 0.6 else "#222222",
+                    fontweight="bold" if i == len(docs) else "normal")
+    ax.axhline(len(docs) - 0.5, color="black", lw=1.5)
+    ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
+    ax.set_yticks(range(len(rows)), [f"{r} (n={n})" for r, n in zip(rows, totals)])
+    ax.set_xlabel("gold frame (numbers: paragraphs with the frame)")
+    ax.set_ylabel("document (n = paragraphs)")
+    ax.set_title(title, fontsize=12)
+    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label("share of the document's paragraphs\n(a paragraph may have several frames)")
+    return _save(fig, out / "label_distribution.png")
+
+
+def _learning_curve(task: str, info: dict, models: list[str], out: Path, metrics: dict) -> Path:
     keys = ["macro_f1", "accuracy"] if task == "stance" else ["macro_f1", "micro_f1"]
-    order = sorted(models, key=lambda m: info["models"][m]["metrics"]["macro_f1"]["value"] or 0)
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 0.55 * len(models) + 2.2), sharey=True)
+    curve = info["learning_curve"]
+    drawn = [m for m in models if m in curve] + [m for m in curve if m not in models]
+    fig, axes = plt.subplots(1, len(keys), figsize=(6.0 * len(keys), 4.9), sharex=True)
+    ticks: dict[float, float] = {}
     for ax, key in zip(axes, keys):
-        for y, model in enumerate(order):
-            m = info["models"][model]["metrics"][key]
-            colour = PALETTE[models.index(model) % len(PALETTE)]
-            if m["value"] is None:
-                continue
-            ax.errorbar(m["value"], y, xerr=[[m["value"] - m["ci"][0]], [m["ci"][1] - m["value"]]], fmt="o",
-                        color=colour, capsize=4, markersize=7, elinewidth=2)
-            ax.annotate(f"{m['value']:.2f}", (m["value"], y), textcoords="offset points", xytext=(0, 7),
-                        ha="center", fontsize=9)
-        ax.set_xlim(-0.03, 1.03)
-        ax.set_xlabel(f"{METRIC_NAMES[key]} (0–1), 95% CI")
-        ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(range(len(order)), order)
-    axes[0].set_ylim(-0.6, len(order) - 0.4)
-    fig.suptitle(f"{task}: model comparison\n{_subtitle(info, metrics)}", fontsize=11)
-    fig.tight_layout()
-    path = out / "model_comparison.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+        for model in drawn:
+            points = sorted(curve[model], key=lambda p: p["fraction"])
+            x = np.array([p["fraction"] if p.get("n_train") is None else p["n_train"] for p in points], dtype=float)
+            y = np.array([np.nan if p[key]["value"] is None else p[key]["value"] for p in points], dtype=float)
+            low = np.array([np.nan if p[key]["ci"][0] is None else p[key]["ci"][0] for p in points], dtype=float)
+            high = np.array([np.nan if p[key]["ci"][1] is None else p[key]["ci"][1] for p in points], dtype=float)
+            colour = _colour(drawn, model) if model not in models else _colour(models, model)
+            baseline = _is_majority(model)
+            ax.fill_between(x, low, high, color=colour, alpha=0.08 if baseline else 0.15, lw=0)
+            ax.plot(x, y, marker="s" if baseline else "o", ls="--" if baseline else "-", color=colour,
+                    markersize=5, lw=1.6, label=f"{model} (baseline)" if baseline else model)
+            ticks.update({float(xi): p["fraction"] for xi, p in zip(x, points)})
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel(f"{METRIC_NAMES[key]} (0–1)")
+        ax.grid(alpha=0.3)
+    by_fraction = all(p.get("n_train") is None for m in drawn for p in curve[m])
+    for ax in axes:
+        if by_fraction:
+            ax.set_xlabel("share of each training part")
+        else:
+            xs = sorted(ticks)
+            ax.set_xticks(xs, [f"{x:g}\n({100 * ticks[x]:.0f}%)" for x in xs])
+            ax.set_xlabel("training paragraphs (mean per fold)\n(share of the full training part)")
+    n_test = {p["n_test"] for m in drawn for p in curve[m]}
+    n_text = f"n = {n_test.pop()} test paragraphs per point" if len(n_test) == 1 else "n = test paragraphs vary"
+    protocol = describe_protocol(metrics["protocol"], short=True)
+    fig.suptitle(f"{task}: learning curve · {metrics['config']} · {protocol}, first repeat's folds\n"
+                 f"{n_text}; shaded: {_ci_text(metrics)}; 100% = the full training parts", fontsize=12)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 5), frameon=False,
+               bbox_to_anchor=(0.5, -0.01))
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return _save(fig, out / "learning_curve.png")

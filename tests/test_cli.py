@@ -56,7 +56,8 @@ def test_plot_redraws_a_run_and_lists_the_files(smoke_run):
     done = cli("plot", str(run_dir))
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.splitlines()) == sorted(str(p) for p in run_dir.glob("plots/*/*.png"))
-    assert len(done.stdout.splitlines()) == 2 * (2 + 2)  # 2 tasks x (2 confusion + per-label + comparison)
+    # 2 tasks x (2 confusion + per-label + comparison + calibration + label distribution)
+    assert len(done.stdout.splitlines()) == 2 * (2 + 4)
 
 
 def test_codebook_check_passes_on_the_committed_guide():
