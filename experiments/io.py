@@ -61,6 +61,7 @@ def write_text_atomic(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; these are ordinary project files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

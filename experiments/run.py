@@ -244,12 +244,14 @@ TOP_K = 15
 
 
 def _weights(clf) -> np.ndarray | None:
-    """Per-class feature weights of a linear classifier (rows follow ``clf.classes_``), or None."""
+    """Per-class feature weights of a linear classifier (rows follow ``clf.classes_``), or None.
+
+    Naive Bayes is left out: its complement weights tie for every n-gram
+    unseen in the other classes, so its "top" n-grams would be alphabetical.
+    """
     if hasattr(clf, "coef_"):
         coef = np.asarray(clf.coef_)
         return np.vstack([-coef[0], coef[0]]) if coef.shape[0] == 1 and len(clf.classes_) == 2 else coef
-    if hasattr(clf, "feature_log_prob_"):  # naive Bayes: higher log-probability weight = more indicative
-        return np.asarray(clf.feature_log_prob_)
     return None
 
 

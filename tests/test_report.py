@@ -1,0 +1,344 @@
+"""Reports: the HTML page and its Markdown twin, the config diff, error analysis, and summary.md."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from experiments.errors import UserError
+from experiments.report import (
+    config_diff,
+    fmt_p,
+    most_confident_mistakes,
+    per_document_scores,
+    summary_markdown,
+    write_report,
+)
+
+# The smallest valid PNG (1 × 1 pixel); the report only embeds the bytes.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+STANCE = ["favor", "against", "neutral", "none"]
+FRAMES = ["humanitarian", "security"]
+TEXTS = {
+    "p1": ("d1", "Aid now."),
+    "p2": ("d1", "Strikes <b>now</b> & then."),
+    "p3": ("d1", "Nothing to see."),
+    "p4": ("d2", "Help them."),
+    "p5": ("d2", "Weather report."),
+}
+GOLD = {"p1": "favor", "p2": "against", "p3": "none", "p4": "favor", "p5": "none"}
+# (repeat, id) -> (predicted label, its probability) for tfidf_svm; majority always predicts "none".
+SVM = {
+    (0, "p1"): ("favor", 0.8), (0, "p2"): ("none", 0.9), (0, "p3"): ("favor", 0.6),
+    (0, "p4"): ("favor", 0.7), (0, "p5"): ("none", 0.55),
+    (1, "p1"): ("favor", 0.8), (1, "p2"): ("none", 0.7), (1, "p3"): ("none", 0.6),
+    (1, "p4"): ("against", 0.95), (1, "p5"): ("none", 0.6),
+}
+FRAME_GOLD = {"p1": ["humanitarian"], "p2": ["security"], "p3": [], "p4": ["humanitarian", "security"], "p5": []}
+FRAME_PRED = {  # tfidf_svm, repeat 0: (predicted frames, probabilities)
+    "p1": (["humanitarian"], {"humanitarian": 0.9, "security": 0.1}),
+    "p2": (["humanitarian"], {"humanitarian": 0.7, "security": 0.2}),  # FP humanitarian 0.7, FN security 0.2
+    "p3": (["security"], {"humanitarian": 0.1, "security": 0.8}),  # FP security 0.8: the most confident
+    "p4": (["humanitarian"], {"humanitarian": 0.6, "security": 0.05}),  # FN security 0.05: the least confident
+    "p5": ([], {"humanitarian": 0.3, "security": 0.3}),
+}
+PAIRED = [
+    {"a": "tfidf_svm", "b": "majority", "metric": "macro_f1", "diff": 0.366833, "ci": [0.257468, 0.449031],
+     "p": 0.0, "resamples": 1000},
+    {"a": "tfidf_svm", "b": "majority", "metric": "accuracy", "diff": 0.2, "ci": [-0.05, 0.4], "p": 0.21,
+     "resamples": 1000},
+]
+CONFIG = {
+    "name": "kfold_run", "description": "two models", "tasks": ["stance", "frames"], "seed": 13,
+    "protocol": {"name": "kfold", "folds": 2, "repeats": 2, "learning_curve": None},
+    "metrics": {"bootstrap": 1000, "confidence": 0.95, "min_support": 3, "bootstrap_unit": "paragraph"},
+    "models": [{"name": "majority", "label": None, "params": {}},
+               {"name": "tfidf_svm", "label": None, "params": {"C": 1.0}}],
+}
+
+
+def metric(value: float | None, low: float | None = None, high: float | None = None) -> dict:
+    return {"value": value, "mean": value, "std": 0.1, "ci": [low, high]}
+
+
+def model_result(names: list[str], labels: list[str], macro: float, support: dict[str, int]) -> dict:
+    return {
+        "n": 5,
+        "metrics": {k: metric(macro, macro - 0.1, macro + 0.1) if k == "macro_f1" else metric(0.5, 0.4, 0.6) for k in names},
+        "per_label": {l: {"precision": metric(0.5, 0.2, 0.8), "recall": metric(0.5, 0.2, 0.8), "f1": metric(0.5, 0.2, 0.8),
+                          "support": support[l], "estimable": support[l] >= 3} for l in labels},
+    }
+
+
+def stance_records() -> list[dict]:
+    out = []
+    for repeat in (0, 1):
+        for pid, (doc, _) in TEXTS.items():
+            base = {"task": "stance", "repeat": repeat, "fold": 0, "id": pid, "doc_id": doc, "gold": GOLD[pid], "n_train": 3}
+            out.append({**base, "model": "majority", "pred": "none", "proba": {l: float(l == "none") for l in STANCE}})
+            pred, p = SVM[(repeat, pid)]
+            rest = (1 - p) / 3
+            out.append({**base, "model": "tfidf_svm", "pred": pred, "proba": {l: p if l == pred else rest for l in STANCE}})
+    # A learning-curve prediction: the most confident mistake of all, but not part of the evaluation.
+    out.append({"task": "stance", "model": "tfidf_svm", "repeat": 0, "fold": 0, "id": "p5", "doc_id": "d2", "gold": "none",
+                "pred": "against", "proba": {"favor": 0.0, "against": 0.99, "neutral": 0.0, "none": 0.01}, "n_train": 1,
+                "fraction": 0.5, "curve_repeat": 0})
+    return out
+
+
+def frame_records() -> list[dict]:
+    out = []
+    for pid, (doc, _) in TEXTS.items():
+        base = {"task": "frames", "repeat": 0, "fold": 0, "id": pid, "doc_id": doc, "gold": FRAME_GOLD[pid], "n_train": 3}
+        out.append({**base, "model": "majority", "pred": [], "proba": {f: 0.0 for f in FRAMES}})
+        pred, proba = FRAME_PRED[pid]
+        out.append({**base, "model": "tfidf_svm", "pred": pred, "proba": proba})
+    return out
+
+
+def write_run(root: Path, name: str = "kfold_run", *, fingerprint: str = "fp-1", config: dict | None = None,
+              protocol: dict | None = None, curve: bool = True) -> Path:
+    """A small but complete run directory, as ``run_experiment`` would leave it."""
+    run_dir = root / name / "20260101-000000-abcdef"
+    (run_dir / "plots" / "stance").mkdir(parents=True)
+    config = {**CONFIG, "name": name} if config is None else config
+    protocol = protocol or {"name": "kfold", "folds": 2, "repeats": 2,
+                            "bootstrap": {"resamples": 1000, "confidence": 0.95, "unit": "paragraph"},
+                            "paired_test": "paired bootstrap on the same resamples, two-sided"}
+    stance_support = {"favor": 2 * 2, "against": 1 * 2, "neutral": 0, "none": 2 * 2}
+    stance = {
+        "labels": STANCE, "level": None, "n_paragraphs": 5, "folds": 4, "degenerate": {},
+        "models": {"majority": model_result(["accuracy", "macro_f1", "macro_f1_subset"], STANCE, 0.15, stance_support),
+                   "tfidf_svm": model_result(["accuracy", "macro_f1", "macro_f1_subset"], STANCE, 0.52, stance_support)},
+        "paired": PAIRED,
+    }
+    if curve:
+        stance["learning_curve"] = {m: [{"fraction": f, "n_train": n, "n_test": 5, "accuracy": metric(0.4, 0.3, 0.5),
+                                         "macro_f1": metric(v, v - 0.1, v + 0.1)}
+                                        for f, n, v in ((0.5, 1.0, 0.21 if m == "majority" else 0.31),
+                                                        (1.0, 2.5, 0.22 if m == "majority" else 0.47))]
+                                    for m in ("majority", "tfidf_svm")}
+    frames = {
+        "labels": FRAMES, "level": "project", "n_paragraphs": 5, "folds": 4, "degenerate": {},
+        "models": {m: model_result(["micro_f1", "macro_f1", "hamming_loss", "subset_accuracy"], FRAMES, v,
+                                   {"humanitarian": 3, "security": 3})
+                   for m, v in (("majority", 0.0), ("tfidf_svm", 0.4))},
+        "paired": [],
+    }
+    metrics = {"config": name, "protocol": protocol, "tasks": {"stance": stance, "frames": frames}}
+    meta = {
+        "run_id": run_dir.name, "config": name, "command": "python -m experiments run", "seed": 13,
+        "data": {"source": "gold", "fingerprint": fingerprint, "n_paragraphs": 5, "codebook_version": "1.0.0"},
+        "git": {"commit": "0123456789abcdef", "dirty": False}, "python": "3.11", "platform": "linux", "packages": {},
+        "lock": {"file": "constraints.txt", "sha256": "x", "differs": {}},
+        "started": "2026-01-01T00:00:00+00:00", "finished": "2026-01-01T00:00:03+00:00", "wall_seconds": 3.0,
+        "tasks": {t: {"seconds_per_model": {"majority": 0.0, "tfidf_svm": 0.1}, "folds": 4, "mean_train_size": 2.5}
+                  for t in ("stance", "frames")},
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    (run_dir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    records = stance_records() + frame_records()
+    (run_dir / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    (run_dir / "texts.jsonl").write_text(
+        "".join(json.dumps({"id": i, "doc_id": d, "text": t}) + "\n" for i, (d, t) in TEXTS.items()), encoding="utf-8")
+    top = {"stance": {"tfidf_svm": {l: [[f"{l} word", 0.5], ["shared", 0.25]] for l in STANCE}}}
+    (run_dir / "top_features.json").write_text(json.dumps(top), encoding="utf-8")
+    for name_ in ("confusion_tfidf_svm.png", "model_comparison.png", "learning_curve.png", "mystery.png"):
+        (run_dir / "plots" / "stance" / name_).write_bytes(PNG)
+    return run_dir
+
+
+@pytest.fixture
+def run(tmp_path):
+    return write_run(tmp_path / "results")
+
+
+@pytest.fixture
+def lodo(tmp_path):
+    config = {**CONFIG, "name": "lodo_run", "protocol": {**CONFIG["protocol"], "name": "lodo"},
+              "metrics": {**CONFIG["metrics"], "bootstrap_unit": "document"},
+              "models": [CONFIG["models"][0], {"name": "tfidf_svm", "label": None, "params": {"C": 0.5}}]}
+    protocol = {"name": "lodo", "group_column": "doc_id",
+                "bootstrap": {"resamples": 1000, "confidence": 0.95, "unit": "document"},
+                "paired_test": "paired bootstrap on the same resamples, two-sided"}
+    return write_run(tmp_path / "results", "lodo_run", config=config, protocol=protocol, curve=False)
+
+
+def test_a_report_goes_into_the_first_run_directory_as_html_and_markdown(run, lodo):
+    html_path, md_path = write_report([run, lodo])
+    assert (html_path, md_path) == (run / "report.html", run / "report.md")
+    assert html_path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert md_path.read_text(encoding="utf-8").startswith("# Run report: kfold_run vs lodo_run\n")
+
+
+def test_out_names_both_files(run, tmp_path):
+    html_path, md_path = write_report([run], out=tmp_path / "reports" / "compare.html")
+    assert (html_path, md_path) == (tmp_path / "reports" / "compare.html", tmp_path / "reports" / "compare.md")
+    assert html_path.is_file() and md_path.is_file()
+
+
+def test_the_page_is_self_contained(run, lodo):
+    page = write_report([run, lodo])[0].read_text(encoding="utf-8")
+    assert "http://" not in page and "https://" not in page
+    assert "<script" not in page.lower() and "<link" not in page.lower() and "@import" not in page
+    sources = re.findall(r'<img src="([^"]*)"', page)
+    assert len(sources) == 2 * 4  # every PNG of both runs
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert base64.b64decode(sources[0].removeprefix("data:image/png;base64,")) == PNG
+
+
+def test_the_markdown_links_the_plots_relative_to_itself(run, tmp_path):
+    md_path = write_report([run], out=tmp_path / "elsewhere" / "r.html")[1]
+    targets = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md_path.read_text(encoding="utf-8"))
+    assert targets and all(not os.path.isabs(t) for t in targets)
+    assert all((md_path.parent / t).resolve().is_file() for t in targets)
+
+
+def test_plots_come_in_a_fixed_order_with_captions_and_a_generic_one_for_unknown_files(run):
+    md = write_report([run])[1].read_text(encoding="utf-8")
+    order = [m.group(1) for m in re.finditer(r"!\[[^\]]*\]\(plots/stance/([^)]+)\)", md)]
+    assert order == ["learning_curve.png", "model_comparison.png", "confusion_tfidf_svm.png", "mystery.png"]
+    assert "*Confusion matrix of tfidf_svm, normalised per gold stance label" in md
+    assert "*stance: mystery (a plot this report has no description for).*" in md
+
+
+def test_paragraph_text_is_escaped(run):
+    html_path, md_path = write_report([run])
+    page = html_path.read_text(encoding="utf-8")
+    assert "Strikes &lt;b&gt;now&lt;/b&gt; &amp; then." in page and "<b>now" not in page
+    assert "Strikes &lt;b>now&lt;/b> & then." in md_path.read_text(encoding="utf-8")
+
+
+def test_the_config_diff_lists_exactly_the_keys_that_differ(run, lodo):
+    configs = [yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")) for d in (run, lodo)]
+    assert config_diff(configs) == [
+        ("name", ["kfold_run", "lodo_run"]),
+        ("protocol.name", ["kfold", "lodo"]),
+        ("metrics.bootstrap_unit", ["paragraph", "document"]),
+        ("models.tfidf_svm.params.C", [1.0, 0.5]),
+    ]
+    md = write_report([run, lodo])[1].read_text(encoding="utf-8")
+    section = md.split("## Configs and data")[1].split("\n## ")[0]
+    keys = re.findall(r"^\| `([^`]+)` \|", section, flags=re.MULTILINE)
+    assert keys == ["name", "protocol.name", "metrics.bootstrap_unit", "models.tfidf_svm.params.C"]
+    assert "| `models.tfidf_svm.params.C` | `1.0` | `0.5` |" in section
+
+
+def test_a_section_missing_from_one_config_is_one_key():
+    assert config_diff([{"seed": 1, "protocol": {"learning_curve": None}},
+                        {"seed": 1, "protocol": {"learning_curve": {"fractions": [0.5]}}, "extra": True}]) == [
+        ("protocol.learning_curve", [None, {"fractions": [0.5]}]),
+        ("extra", ["(absent)", True]),
+    ]
+
+
+def test_runs_on_different_data_are_flagged(run, tmp_path):
+    other = write_run(tmp_path / "other", "other_run", fingerprint="fp-2")
+    page = write_report([run, other])[0].read_text(encoding="utf-8")
+    assert '<p class="warning"><strong>These runs used different data</strong>' in page
+    assert "The data fingerprints differ:" in page
+    same = write_report([run, write_run(tmp_path / "same", "same_run")])[0].read_text(encoding="utf-8")
+    assert "different data" not in same and "All runs used the same data (same fingerprint)." in same
+
+
+def test_a_p_value_of_zero_reads_as_below_one_over_the_resamples(run):
+    assert fmt_p(0.0, 1000) == "< 0.001"
+    md = write_report([run])[1].read_text(encoding="utf-8")
+    assert "- tfidf_svm beats majority by 0.37 macro-F1 [0.26, 0.45], p < 0.001\n" in md
+    assert "| tfidf_svm | majority | macro-F1 | 0.37 [0.26, 0.45] | p < 0.001 | ● |" in md
+    assert "| tfidf_svm | majority | accuracy | 0.20 [-0.05, 0.40] | p = 0.21 |  |" in md
+    assert "p = 0.000" not in md
+
+
+def test_the_most_confident_mistake_is_the_wrong_prediction_with_the_highest_probability(run):
+    records = [r for r in stance_records() if r["model"] == "tfidf_svm" and r["repeat"] == 0
+               and "fraction" not in r]
+    assert [(r["id"], r["pred"]) for r in most_confident_mistakes(records)] == [("p2", "none"), ("p3", "favor")]
+    md = write_report([run])[1].read_text(encoding="utf-8")
+    errors = md.split("### kfold_run · stance", 2)[2].split("#### Per document")[0]
+    rows = [line for line in errors.splitlines() if re.match(r"\| \d+ \|", line)]
+    # p4's 0.95 mistake is in repeat 1 and p5's 0.99 one is a learning-curve prediction: neither counts.
+    assert rows == [
+        "| 1 | `p2` · d1 | Strikes &lt;b>now&lt;/b> & then. | against | **none** | 0.90 | 0.03 |",
+        "| 2 | `p3` · d1 | Nothing to see. | none | **favor** | 0.60 | 0.13 |",
+    ]
+
+
+def test_frame_mistakes_are_confident_false_positives_and_unconfident_false_negatives(run):
+    md = write_report([run])[1].read_text(encoding="utf-8")
+    frames = md.split("### kfold_run · frames", 2)[2]
+    fp = frames.split("#### Most confident false positives")[1].split("####")[0]
+    fn = frames.split("#### Least confident false negatives")[1].split("####")[0]
+    assert re.findall(r"^\| \d+ \| `(p\d)`.*\| \*\*(\w+)\*\* \| ([\d.]+) \|", fp, flags=re.MULTILINE) == [
+        ("p3", "security", "0.80"), ("p2", "humanitarian", "0.70")]
+    assert re.findall(r"^\| \d+ \| `(p\d)`.*\| \*\*(\w+)\*\* \| ([\d.]+) \|", fn, flags=re.MULTILINE) == [
+        ("p4", "security", "0.05"), ("p2", "security", "0.20")]
+
+
+def test_per_document_accuracy_pools_the_repeats(run):
+    records = [r for r in stance_records() if "fraction" not in r]
+    scores = per_document_scores(records, "stance")
+    assert scores["tfidf_svm"] == {"d1": (3, 3 / 6), "d2": (2, 3 / 4)}
+    assert scores["majority"] == {"d1": (3, 2 / 6), "d2": (2, 2 / 4)}
+    md = write_report([run])[1].read_text(encoding="utf-8")
+    table = md.split("#### Per document (accuracy", 1)[1].split("\n\n")[1]
+    assert table.splitlines()[2:] == ["| `d1` | 3 | 0.33 | 0.50 |", "| `d2` | 2 | 0.50 | 0.75 |",
+                                      "| **all documents** | **5** | **0.40** | **0.60** |"]
+
+
+def test_per_document_micro_f1_for_frames():
+    records = [r for r in frame_records() if r["model"] == "tfidf_svm"]
+    # d1: tp 1 (p1), fp 2 (p2 humanitarian, p3 security), fn 1 (p2 security) -> 2/(2+3); d2: tp 1, fn 1 -> 2/3
+    assert per_document_scores(records, "frames")["tfidf_svm"] == {"d1": (3, 2 / 5), "d2": (2, 2 / 3)}
+
+
+def test_labels_too_rare_to_score_read_not_estimable(run):
+    md = write_report([run])[1].read_text(encoding="utf-8")
+    per_label = md.split("## Per-label F1 and plots")[1].split("### kfold_run · frames")[0]
+    assert "| model | favor (n=4) | against (n=2) | neutral (n=0) | none (n=4) |" in per_label
+    assert "| tfidf_svm | 0.50 [0.20, 0.80] | not estimable | not estimable | 0.50 [0.20, 0.80] |" in per_label
+
+
+def test_learning_curves_are_tabled_by_fraction(run, lodo):
+    md = write_report([run, lodo])[1].read_text(encoding="utf-8")
+    curves = md.split("## Learning curves")[1].split("\n## ")[0]
+    assert "| model | 50% (n=1) | 100% (n=2.5) |" in curves
+    assert "| tfidf_svm | 0.31 [0.21, 0.41] | 0.47 [0.37, 0.57] |" in curves
+    assert "No learning curve in **lodo_run**" in curves
+
+
+def test_a_folder_that_is_not_a_run_is_refused_with_a_hint(tmp_path):
+    (tmp_path / "meta.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(UserError) as caught:
+        write_report([tmp_path])
+    assert str(caught.value) == (f"{tmp_path}: not a finished run directory (metrics.json is missing); "
+                                 "pass a run directory such as results/default/<run-id>")
+    with pytest.raises(UserError, match=r"missing: not a finished run directory \(folder not found\)"):
+        write_report([tmp_path / "missing"])
+
+
+def test_the_summary_names_the_protocol_the_significant_tests_and_the_learning_curve(run):
+    summary = summary_markdown(run)
+    assert "- protocol: stratified 2-fold cross-validation × 2 repeats; 95% CIs from 1000 paragraph-level" in summary
+    assert ("Paired bootstrap tests: 1 of 2 comparisons differ at p < 0.05 (better model first; the rest could be "
+            "resampling noise):\n\n- tfidf_svm beats majority by 0.37 macro-F1 [0.26, 0.45], p < 0.001\n") in summary
+    assert "| model | 50% (n=1) | 100% (n=2.5) |\n|---|---|---|\n| majority | 0.21 [0.11, 0.31] |" in summary
+    assert "- [learning curve](plots/stance/learning_curve.png)" in summary
+
+
+def test_a_summary_without_paired_tests_or_curve_leaves_them_out(lodo):
+    metrics = json.loads((lodo / "metrics.json").read_text(encoding="utf-8"))
+    for info in metrics["tasks"].values():
+        info.pop("paired")
+    (lodo / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    summary = summary_markdown(lodo)
+    assert "Paired bootstrap" not in summary and "Learning curve" not in summary
