@@ -261,12 +261,19 @@ def top_features(data, config: Config, k: int = TOP_K) -> dict:
     Character n-grams are left out: they rarely read as anything. Frames get
     the positive-class weights of each frame's own classifier.
     """
+    from experiments.models import build_model
+    from experiments.models.features import TfidfFeatures
+
     every = np.arange(len(data))
     out = {}
     for spec in config.models:
+        unfitted = build_model(spec.name, data.task, config.seed, spec.params, config.min_train_positives,
+                               labels=data.labels, device=config.device, precision=config.precision)
+        if not hasattr(unfitted, "steps") or not isinstance(unfitted.steps[0][1], TfidfFeatures):
+            continue  # only TF-IDF models have n-grams to show; nothing else is trained for this
         model = fit_model(spec, data, every, config, config.seed)
-        if not hasattr(model, "steps") or not hasattr(model.steps[0][1], "get_feature_names_out"):
-            continue
+        if not hasattr(model, "steps"):
+            continue  # a single-class fallback
         names = np.asarray(model.steps[0][1].get_feature_names_out())
         words = np.flatnonzero(np.char.startswith(names.astype(str), "word__"))
         clf = model.steps[-1][1]

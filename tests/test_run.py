@@ -17,7 +17,6 @@ from experiments.codebook import load_codebook
 from experiments.config import Config, load_config, smoke, to_yaml
 from experiments.corpus import text_hash
 from experiments.data import TaskData
-from experiments.errors import UserError
 from experiments.evaluate import evaluate_task, metrics_from_predictions
 from experiments.io import read_jsonl
 from experiments.plots import draw_plots
