@@ -63,16 +63,15 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 
 def cmd_table(args: argparse.Namespace) -> None:
-    from experiments.report import latest_runs, results_table, update_readme
+    from experiments.report import latest_runs, readme_results, results_table, update_readme
 
     runs = [Path(r) for r in args.run_dirs] or latest_runs(Path(args.results), tuple(args.configs))
     if not runs:
         raise UserError(f"{args.results}: no finished runs; run `python -m experiments run CONFIG` first")
-    table = results_table(runs)
     if args.readme:
-        print(f"results table -> {_rel(update_readme(table))}")
-    else:
-        print(table)
+        print(f"results table -> {_rel(update_readme(readme_results(runs)))}")
+        return
+    print(results_table(runs))
 
 
 def cmd_models(args: argparse.Namespace) -> None:

@@ -312,6 +312,60 @@ def results_table(run_dirs: list[Path], root: Path = paths.ROOT) -> str:
     return "\n".join(lines)
 
 
+def paired_table(run_dirs: list[Path]) -> str:
+    """A Markdown table of the macro-F1 paired tests between trained models, and a line per run on the baselines.
+
+    Chance baselines are left out of the pairs (every trained model is
+    compared with them in the run's summary); what a reader needs here is
+    whether the trained models differ from each other.
+    """
+    lines = ["| config | task | better | worse | macro-F1 difference [95% CI] | p | significant (p < 0.05) |",
+             "|---|---|---|---|---|---|---|"]
+    notes = []
+    for run_dir in run_dirs:
+        metrics, _ = _read(run_dir)
+        for task, info in metrics["tasks"].items():
+            pairs = [q for q in info.get("paired", []) if q["metric"] == "macro_f1"]
+            for q in pairs:
+                if q["a"] in CHANCE_BASELINES or q["b"] in CHANCE_BASELINES:
+                    continue
+                lines.append(f"| {metrics['config']} | {task} | {q['a']} | {q['b']} | {q['diff']:.2f} "
+                             f"[{_f2(q['ci'][0])}, {_f2(q['ci'][1])}] | {fmt_p(q['p'], q['resamples']).removeprefix('= ')} | "
+                             f"{'yes' if q['p'] < SIGNIFICANCE else 'no'} |")
+            beats = sorted(q["a"] for q in pairs if q["b"] == "majority" and q["a"] not in CHANCE_BASELINES
+                           and q["p"] < SIGNIFICANCE)
+            trained = sorted({m for m in info["models"] if m not in CHANCE_BASELINES})
+            if pairs and trained:
+                notes.append(f"- {metrics['config']}, {task}: "
+                             + (f"{', '.join(beats)} beat{'s' if len(beats) == 1 else ''} the majority baseline (p < 0.05)"
+                                if beats else "no trained model beats the majority baseline at p < 0.05")
+                             + (f"; {', '.join(m for m in trained if m not in beats)} do{'es' if len(trained) - len(beats) == 1 else ''} not"
+                                if beats and len(beats) < len(trained) else "") + ".")
+    return "\n".join([*lines, "", *notes]) if len(lines) > 2 else ""
+
+
+def curve_images(run_dirs: list[Path], root: Path = paths.ROOT) -> str:
+    """Markdown image links to the learning-curve plots of the runs that have one."""
+    out = []
+    for run_dir in run_dirs:
+        for path in sorted(run_dir.glob("plots/*/learning_curve.png")):
+            where = path.resolve().relative_to(root.resolve()) if path.resolve().is_relative_to(root.resolve()) else path
+            out.append(f"![{path.parent.name} learning curve, {run_dir.parent.name}]({where})")
+    return "\n\n".join(out)
+
+
+def readme_results(run_dirs: list[Path]) -> str:
+    """What the README's generated results section holds: scores, paired tests, learning curves."""
+    parts = [results_table(run_dirs)]
+    paired = paired_table(run_dirs)
+    if paired:
+        parts += ["**Paired tests** (paired bootstrap on the same resamples, trained models only):", paired]
+    images = curve_images(run_dirs)
+    if images:
+        parts += ["**Learning curves** (first repeat's folds; shaded: 95% CI):", images]
+    return "\n\n".join(parts)
+
+
 def update_readme(table: str, readme: Path = paths.ROOT / "README.md") -> Path:
     text = readme.read_text(encoding="utf-8")
     pattern = re.compile(re.escape(README_BEGIN) + r".*?" + re.escape(README_END), re.DOTALL)

@@ -342,3 +342,24 @@ def test_a_summary_without_paired_tests_or_curve_leaves_them_out(lodo):
     (lodo / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
     summary = summary_markdown(lodo)
     assert "Paired bootstrap" not in summary and "Learning curve" not in summary
+
+
+def test_the_readme_section_holds_scores_paired_tests_between_trained_models_and_learning_curves(run, tmp_path):
+    from experiments.report import paired_table, readme_results
+
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    metrics["tasks"]["stance"]["models"]["tfidf_cnb"] = metrics["tasks"]["stance"]["models"]["tfidf_svm"]
+    metrics["tasks"]["stance"]["paired"] = PAIRED + [
+        {"a": "tfidf_svm", "b": "tfidf_cnb", "metric": "macro_f1", "diff": 0.12, "ci": [0.03, 0.21], "p": 0.016,
+         "resamples": 1000},
+        {"a": "tfidf_cnb", "b": "majority", "metric": "macro_f1", "diff": 0.1, "ci": [-0.01, 0.2], "p": 0.08,
+         "resamples": 1000},
+    ]
+    (run / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    table = paired_table([run]).splitlines()
+    assert table[2] == "| kfold_run | stance | tfidf_svm | tfidf_cnb | 0.12 [0.03, 0.21] | 0.016 | yes |"
+    assert len([line for line in table if line.startswith("| kfold_run")]) == 1  # pairs with a chance baseline are left out
+    assert table[-1] == "- kfold_run, stance: tfidf_svm beats the majority baseline (p < 0.05); tfidf_cnb does not."
+    section = readme_results([run])
+    assert section.startswith("| config | task | model |")
+    assert f"![stance learning curve, kfold_run]({run / 'plots' / 'stance' / 'learning_curve.png'})" in section
