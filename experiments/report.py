@@ -348,7 +348,7 @@ def curve_images(run_dirs: list[Path], root: Path = paths.ROOT) -> str:
     """Markdown image links to the learning-curve plots of the runs that have one."""
     out = []
     for run_dir in run_dirs:
-        for path in sorted(run_dir.glob("plots/*/learning_curve.png")):
+        for path in sorted(run_dir.glob("plots/*/learning_curve.png"), key=lambda p: (p.parent.name != "stance", p)):
             where = path.resolve().relative_to(root.resolve()) if path.resolve().is_relative_to(root.resolve()) else path
             out.append(f"![{path.parent.name} learning curve, {run_dir.parent.name}]({where})")
     return "\n\n".join(out)
