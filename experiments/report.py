@@ -335,7 +335,7 @@ def paired_table(run_dirs: list[Path]) -> str:
             beats = sorted(q["a"] for q in pairs if q["b"] == "majority" and q["a"] not in CHANCE_BASELINES
                            and q["p"] < SIGNIFICANCE)
             trained = sorted({m for m in info["models"] if m not in CHANCE_BASELINES})
-            if pairs and trained:
+            if pairs and trained and "majority" in info["models"]:
                 notes.append(f"- {metrics['config']}, {task}: "
                              + (f"{', '.join(beats)} beat{'s' if len(beats) == 1 else ''} the majority baseline (p < 0.05)"
                                 if beats else "no trained model beats the majority baseline at p < 0.05")
