@@ -41,7 +41,7 @@ def data_source(name: str) -> Callable[[DataSource], DataSource]:
 
 
 @data_source("gold")
-def gold_source(codebook: Codebook) -> tuple[datasets.Dataset, list[str]]:
+def gold_source(codebook: Codebook) -> tuple[datasets.Dataset, list[str], None]:
     """The seed gold labels, derived from ``data/annotations`` as ``derive_gold`` does."""
     report = derive_gold(codebook, load_paragraphs(paths.PARAGRAPHS))
     if not report.gold:
