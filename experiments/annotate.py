@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 
 from experiments import paths
-from experiments.annotations import Annotation, check_annotator_name, now, read_annotations
+from experiments.annotations import Annotation, check_annotator_name, load_paragraphs, now, read_annotations
 from experiments.codebook import Codebook
 from experiments.corpus import load_documents
 from experiments.errors import UserError
-from experiments.io import append_jsonl, locked, read_jsonl
+from experiments.io import append_jsonl, locked
 
 ORDERS = ("document", "random", "uncertain")
 
@@ -62,10 +62,8 @@ class DataDir:
 
 
 def read_corpus(data: DataDir) -> dict[str, dict[str, Any]]:
-    """The corpus paragraphs by id, in file (reading) order; a torn last line is ignored."""
-    if not data.paragraphs.exists():
-        raise UserError(f"{data.paragraphs}: not found; run `python -m experiments corpus` first")
-    return {record["id"]: record for _, record in read_jsonl(data.paragraphs, torn_tail_ok=True)}
+    """The corpus paragraphs of ``data`` by id, in reading order (see ``annotations.load_paragraphs``)."""
+    return load_paragraphs(data.paragraphs)
 
 
 def add_to_corpus(data: DataDir, incoming: list[dict]) -> list[str]:

@@ -121,9 +121,14 @@ class GoldReport:
 
 
 def load_paragraphs(path: Path = paths.PARAGRAPHS) -> dict[str, dict[str, Any]]:
+    """The corpus paragraphs by id, in file (reading) order.
+
+    A last line cut off by a crash while the annotation app was appending
+    new paragraphs is ignored: it was never confirmed.
+    """
     if not path.exists():
         raise UserError(f"{path}: not found; run `python -m experiments corpus` first")
-    return {record["id"]: record for _, record in read_jsonl(path)}
+    return {record["id"]: record for _, record in read_jsonl(path, torn_tail_ok=True)}
 
 
 def _check_labels(where: str, stance: str | None, frames: list[str], codebook: Codebook) -> None:

@@ -16,7 +16,6 @@ is one paragraph, its text whitespace-normalised like the corpus.
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from typing import Iterator
 
 from experiments.corpus import DOCUMENT_SUFFIXES, document_id, normalize_whitespace, read_document, segment_text, text_hash
 from experiments.errors import UserError
+from experiments.io import jsonl_records
 
 TABLE_SUFFIXES = (".jsonl", ".csv", ".tsv")
 STDIN_FORMATS = ("text", "jsonl", "csv")
@@ -155,7 +155,7 @@ def _table_rows(path: Path, kind: str, source: str, columns: TableColumns) -> It
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             if kind == "jsonl":
-                rows = _jsonl_rows(handle, source)
+                rows = jsonl_records(handle, source)
             else:
                 rows = _csv_rows(handle, source, columns, "\t" if kind == "tsv" else ",")
             for lineno, row in rows:
@@ -182,19 +182,6 @@ def _table_rows(path: Path, kind: str, source: str, columns: TableColumns) -> It
         raise UserError(f"{source}: not UTF-8 text; convert it to UTF-8, e.g. with iconv") from None
     if not seen:
         raise UserError(f"{source}: the table has no rows")
-
-
-def _jsonl_rows(handle, source: str) -> Iterator[tuple[int, dict]]:
-    for lineno, line in enumerate(handle, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{source}:{lineno}: not valid JSON ({exc.msg}); fix or remove that line") from None
-        if not isinstance(row, dict):
-            raise UserError(f"{source}:{lineno}: expected a JSON object per line")
-        yield lineno, row
 
 
 def _csv_rows(handle, source: str, columns: TableColumns, delimiter: str) -> Iterator[tuple[int, dict]]:

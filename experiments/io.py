@@ -26,10 +26,12 @@ def read_jsonl(path: Path, torn_tail_ok: bool = False) -> Iterator[tuple[int, di
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
     with handle:
-        yield from _jsonl_lines(path, handle, torn_tail_ok)
+        yield from jsonl_records(handle, str(path), torn_tail_ok)
 
 
-def _jsonl_lines(path: Path, handle, torn_tail_ok: bool) -> Iterator[tuple[int, dict]]:
+def jsonl_records(handle, name: str, torn_tail_ok: bool = False) -> Iterator[tuple[int, dict]]:
+    """``(line_number, record)`` for each non-blank line of an open text file; errors name ``name:line``."""
+    path = name
     try:
         for lineno, line in enumerate(handle, start=1):
             if not line.strip():
@@ -45,7 +47,7 @@ def _jsonl_lines(path: Path, handle, torn_tail_ok: bool) -> Iterator[tuple[int, 
             yield lineno, record
     except UnicodeDecodeError:
         # The decoder reads ahead in blocks, so the line it fails on is not known.
-        raise UserError(f"{path}: not UTF-8 text; convert the file to UTF-8") from None
+        raise UserError(f"{path}: not UTF-8 text; convert it to UTF-8, e.g. with iconv") from None
 
 
 def dumps(record: dict) -> str:
