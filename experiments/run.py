@@ -144,15 +144,17 @@ def run_experiment(
             **task_metrics(result.predictions, task, data.labels, config),
         }
         texts.update({i: {"id": i, "doc_id": str(d), "text": t} for i, d, t in zip(data.ids, data.doc_ids, data.columns["text"])})
-        top = top_features(data, config)
-        if top:
-            features[task] = top
         meta["tasks"][task] = {"seconds_per_model": result.seconds, "folds": result.folds,
                                "mean_train_size": round(sum(result.train_sizes) / len(result.train_sizes), 1)}
+        final_models = {}
         if config.final_fit:
             final, seconds = fit_final_models(data, config, codebook.version)
             fitted.extend(final)
+            final_models = {spec.display: model for spec, (_, model, _) in zip(config.models, final)}
             meta["tasks"][task]["final_fit_seconds"] = seconds
+        top = top_features(data, config, final_models)
+        if top:
+            features[task] = top
     meta["wall_seconds"] = round(time.time() - started, 2)
 
     run_dir = new_run_dir(results, config, fingerprint)
@@ -255,11 +257,13 @@ def _weights(clf) -> np.ndarray | None:
     return None
 
 
-def top_features(data, config: Config, k: int = TOP_K) -> dict:
+def top_features(data, config: Config, fitted: dict | None = None, k: int = TOP_K) -> dict:
     """The most heavily weighted word n-grams per label of each linear TF-IDF model, fitted on all of ``data``.
 
-    Character n-grams are left out: they rarely read as anything. Frames get
-    the positive-class weights of each frame's own classifier.
+    ``fitted`` holds models already fitted on all of ``data`` (the final
+    fit), by display name; other TF-IDF models are fitted here. Character
+    n-grams are left out: they rarely read as anything. Frames get the
+    positive-class weights of each frame's own classifier.
     """
     from experiments.models import build_model
     from experiments.models.features import TfidfFeatures
@@ -271,7 +275,7 @@ def top_features(data, config: Config, k: int = TOP_K) -> dict:
                                labels=data.labels, device=config.device, precision=config.precision)
         if not hasattr(unfitted, "steps") or not isinstance(unfitted.steps[0][1], TfidfFeatures):
             continue  # only TF-IDF models have n-grams to show; nothing else is trained for this
-        model = fit_model(spec, data, every, config, config.seed)
+        model = (fitted or {}).get(spec.display) or fit_model(spec, data, every, config, config.seed)
         if not hasattr(model, "steps"):
             continue  # a single-class fallback
         names = np.asarray(model.steps[0][1].get_feature_names_out())
