@@ -35,8 +35,8 @@ from experiments import paths
 from experiments.annotations import (
     Adjudication,
     Annotation,
-    _read_records,
     check_annotator_name,
+    latest_adjudications,
     latest_labels,
     now,
 )
@@ -158,16 +158,6 @@ def alpha_nominal(rows: list[list[float]]) -> float | None:
     return None if math.isnan(value) else round(value, 12)
 
 
-def _latest_adjudications(codebook: Codebook, paragraphs: dict, adjudications: Path) -> dict[str, Adjudication]:
-    """The latest adjudication per paragraph whose hash matches the paragraph's current text."""
-    decided: dict[str, Adjudication] = {}
-    if adjudications.exists():
-        for _, record in _read_records(adjudications, Adjudication, paragraphs, codebook):
-            if record.hash == paragraphs[record.paragraph_id]["hash"]:
-                decided[record.paragraph_id] = record
-    return decided
-
-
 def compute_agreement(
     codebook: Codebook,
     paragraphs: dict[str, dict[str, Any]],
@@ -225,7 +215,7 @@ def compute_agreement(
     else:
         alpha = Alpha(n=0, stance=None, frames=dict.fromkeys(frames))
 
-    decided = _latest_adjudications(codebook, paragraphs, adjudications)
+    decided = latest_adjudications(codebook, paragraphs, adjudications)
     disagreements = []
     for pid, by in latest.items():
         if len({(r.stance, _frame_set(r)) for r in by.values()}) < 2:
@@ -523,6 +513,17 @@ def adjudicate_interactive(
         except EOFError:
             raise _Quit from None
 
+    def ask_until(prompt: str, parse: Callable[[str], Any]) -> Any:
+        """Ask until ``parse`` accepts the answer; ``q`` quits, a refused answer prints its one-line reason."""
+        while True:
+            answer = ask(prompt)
+            if answer.strip() == "q":
+                raise _Quit
+            try:
+                return parse(answer)
+            except UserError as exc:
+                write(str(exc))
+
     stance_help = ", ".join(f"{k} {n}" for k, n in stance_keys(codebook).items())
     frame_help = ", ".join(f"{k} {n}" for k, n in frame_keys(codebook).items())
     recorded = 0
@@ -554,24 +555,10 @@ def adjudicate_interactive(
                 write(f"skipped {d.paragraph_id}")
                 continue
             if choice == "e":
-                while True:
-                    answer = ask(f"stance ({stance_help}; q to quit): ")
-                    if answer.strip() == "q":
-                        raise _Quit
-                    try:
-                        stance = parse_stance(codebook, answer, d.paragraph_id)
-                        break
-                    except UserError as exc:
-                        write(str(exc))
-                while True:
-                    answer = ask(f"frames ({frame_help}; comma-separated, empty = none; q to quit): ")
-                    if answer.strip() == "q":
-                        raise _Quit
-                    try:
-                        frames = parse_frames(codebook, answer, d.paragraph_id)
-                        break
-                    except UserError as exc:
-                        write(str(exc))
+                stance = ask_until(f"stance ({stance_help}; q to quit): ",
+                                   lambda answer: parse_stance(codebook, answer, d.paragraph_id))
+                frames = ask_until(f"frames ({frame_help}; comma-separated, empty = none; q to quit): ",
+                                   lambda answer: parse_frames(codebook, answer, d.paragraph_id))
             else:
                 stance, frames = d.labels[choice]["stance"], list(d.labels[choice]["frames"])
             while not (reason := ask("reason: ").strip()):

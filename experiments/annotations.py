@@ -196,6 +196,21 @@ def latest_labels(
     return {pid: by for pid, by in latest.items() if by}
 
 
+def latest_adjudications(
+    codebook: Codebook, paragraphs: dict, adjudications: Path = paths.ADJUDICATIONS, stale: list[str] | None = None
+) -> dict[str, Adjudication]:
+    """The latest adjudication of each paragraph; records whose hash no longer matches go to ``stale``."""
+    decided: dict[str, Adjudication] = {}
+    if adjudications.exists():
+        for where, record in _read_records(adjudications, Adjudication, paragraphs, codebook):
+            if record.hash != paragraphs[record.paragraph_id]["hash"]:
+                if stale is not None:
+                    stale.append(f"{where} ({record.paragraph_id})")
+                continue
+            decided[record.paragraph_id] = record
+    return decided
+
+
 def derive_gold(
     codebook: Codebook,
     paragraphs: dict[str, dict[str, Any]],
@@ -205,13 +220,7 @@ def derive_gold(
     """Combine every annotator's latest valid record (and adjudications) into gold labels."""
     report = GoldReport()
     latest = latest_labels(codebook, paragraphs, annotations_dir, report.stale)
-    decided: dict[str, Adjudication] = {}
-    if adjudications.exists():
-        for where, record in _read_records(adjudications, Adjudication, paragraphs, codebook):
-            if record.hash != paragraphs[record.paragraph_id]["hash"]:
-                report.stale.append(f"{where} ({record.paragraph_id})")
-                continue
-            decided[record.paragraph_id] = record
+    decided = latest_adjudications(codebook, paragraphs, adjudications, report.stale)
 
     frame_order = {name: i for i, name in enumerate(codebook.frame_labels)}
     for pid, paragraph in paragraphs.items():
