@@ -6,9 +6,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 RUN    := $(BIN)/python -m experiments
 # The README results table: the newest committed run of each of these configs.
-TABLE  := $(RUN) table --readme --config default --config default_lodo --config frames_generic --config stance_transformers --config frames_transformers
-# The report of the default experiment: repeated k-fold and leave-one-document-out side by side.
-REPORT := $(RUN) report --config default --config default_lodo --out results/report.html
+TABLE  := $(RUN) table --readme --config default --config default_kfold --config frames_generic --config stance_transformers --config frames_transformers
+# The report of the default experiment: leave-one-document-out and repeated k-fold side by side.
+REPORT := $(RUN) report --config default --config default_kfold --out results/report.html
 
 .PHONY: install experiment results transformers bench test test-fast clean-venv
 
@@ -24,7 +24,7 @@ experiment: $(STAMP)
 	$(RUN) corpus
 	$(RUN) codebook --check
 	$(RUN) run configs/default.yaml
-	$(RUN) run configs/default_lodo.yaml
+	$(RUN) run configs/default_kfold.yaml
 	$(TABLE)
 	$(REPORT)
 
@@ -35,7 +35,7 @@ results: $(STAMP)
 	$(RUN) run configs/frames_baselines.yaml
 	$(RUN) run configs/frames_generic.yaml
 	$(RUN) run configs/default.yaml
-	$(RUN) run configs/default_lodo.yaml
+	$(RUN) run configs/default_kfold.yaml
 	$(TABLE)
 	$(REPORT)
 

@@ -96,14 +96,17 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from experiments.inputs import TableColumns, open_inputs
-    from experiments.predict import predict_files
+    from experiments.predict import predict_files, predict_report
 
     columns = TableColumns(text=args.text_column, id=args.id_column, doc=args.doc_column)
     out = Path(args.out) if args.out else None
     with open_inputs(args.inputs, columns, args.stdin_format) as inputs:
         try:
             summary = predict_files(args.run_dir, inputs, out=out, fmt=args.format, model=args.model,
-                                    chunk_size=args.chunk_size, progress=sys.stderr.isatty() and not args.no_progress)
+                                    chunk_size=args.chunk_size, progress=sys.stderr.isatty() and not args.no_progress,
+                                    min_confidence=args.min_confidence,
+                                    review_queue=Path(args.review_queue) if args.review_queue else None,
+                                    similarity=not args.no_similarity)
         except KeyboardInterrupt:
             if out is None:
                 raise
@@ -113,6 +116,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
         models = ", ".join(f"{task}: {name}" for task, name in summary.models.items())
         print(f"{summary.paragraphs} paragraphs{resumed} labelled by {_rel(summary.run_dir)} [{models}] -> {_rel(out)}",
               file=sys.stderr)
+    print(predict_report(summary, args.min_confidence, args.review_queue), file=sys.stderr)
 
 
 def cmd_annotate(args: argparse.Namespace) -> None:
@@ -261,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--doc-column", default="doc_id", help="document id column, if any (default: doc_id; else the file name)")
     p.add_argument("--stdin-format", default="text", choices=["text", "jsonl", "csv"], help="what - reads (default: text, a document)")
     p.add_argument("--chunk-size", type=int, default=256, help="paragraphs labelled and saved per step (default: 256)")
+    p.add_argument("--min-confidence", type=float, metavar="P", help="mark rows whose calibrated confidence is below P as needs_review")
+    p.add_argument("--review-queue", metavar="FILE.jsonl", help="also write the needs_review rows here, as a table `annotate --source` takes")
+    p.add_argument("--no-similarity", action="store_true", help="skip the similarity to the training paragraphs (faster with TF-IDF models)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_predict)
 

@@ -6,6 +6,7 @@ turns it into the annotators' guide committed as ``data/CODEBOOK.md``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class StanceLabel(_Strict):
     definition: str
     cues: list[str]
     examples: list[Example]
+    illustrations: list[str] = []
 
 
 class FrameLabel(StanceLabel):
@@ -128,6 +130,50 @@ class Codebook(_Strict):
         return [g for g in self.generic_labels if g in targets]
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """One piece of codebook text that says what a label looks like.
+
+    ``kind`` is ``definition``, ``cue`` or ``illustration`` (written for the
+    codebook) or ``example`` (quoted from the seed ``paragraph``; a model may
+    use it only when it trains on that paragraph, or it would see a test
+    paragraph's label).
+    """
+
+    label: str
+    text: str
+    kind: str
+    paragraph: str | None = None
+
+
+def label_evidence(codebook: Codebook, labels: list[str]) -> list[Evidence]:
+    """Definitions, cues, illustrations and quoted examples for each of ``labels``, in label order.
+
+    A generic frame (``frame_level: generic``) gets its own description plus
+    the evidence of every project frame mapped to it.
+    """
+    project = {label.name: label for label in [*codebook.stance.labels, *codebook.frames.labels]}
+    generic = {g.name: g for g in codebook.generic_frames.labels}
+    # A label set is generic when it uses a generic-only frame name ("economic" exists at both levels).
+    is_generic = bool(set(labels) - set(project))
+    out: list[Evidence] = []
+    for name in labels:
+        if is_generic and name in generic:
+            g = generic[name]
+            out.append(Evidence(name, f"{g.title}: {g.description}", "definition"))
+            sources = [f for f in codebook.frames.labels if f.generic_frame == name]
+        elif name in project:
+            sources = [project[name]]
+        else:
+            raise UserError(f"the codebook defines no label {name!r}; labels come from configs/codebook.yaml")
+        for label in sources:
+            out.append(Evidence(name, " ".join(label.definition.split()), "definition"))
+            out += [Evidence(name, cue, "cue") for cue in label.cues]
+            out += [Evidence(name, " ".join(text.split()), "illustration") for text in label.illustrations]
+            out += [Evidence(name, ex.quote, "example", ex.paragraph) for ex in label.examples]
+    return out
+
+
 def load_codebook(path: Path = paths.CODEBOOK) -> Codebook:
     """Load and validate the codebook; a problem is a ``UserError`` naming the key path."""
     raw = read_yaml(path, "codebook", "the codebook lives in configs/codebook.yaml")
@@ -206,6 +252,11 @@ def _label_section(label: StanceLabel) -> list[str]:
     lines.append("")
     lines += [f"- > {ex.quote.strip()}  \n  — `{ex.paragraph}`" for ex in label.examples]
     lines.append("")
+    if label.illustrations:
+        lines.append("*Illustrations (written for this codebook, not drawn from any document):*")
+        lines.append("")
+        lines += [f"- {text.strip()}" for text in label.illustrations]
+        lines.append("")
     return lines
 
 

@@ -28,12 +28,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class AuxiliaryConfig(_Strict):
+    """An imported dataset whose stance rows join every training part; they are never tested or scored.
+
+    ``label_map`` renames its labels to the main source's (rows with other
+    labels are dropped; empty: its labels already are the main source's),
+    ``targets`` keeps only rows with these targets (None: all), and
+    ``weight`` is each row's sample weight relative to a main-source row.
+    """
+
+    dataset: str
+    label_map: dict[str, str] = Field(default_factory=dict)
+    targets: list[str] | None = Field(None, min_length=1)
+    weight: float = Field(1.0, gt=0, allow_inf_nan=False)
+
+
 class DataConfig(_Strict):
     """Where the labelled paragraphs come from."""
 
     source: str = "gold"
     kinds: list[Literal["headline", "body"]] = Field(default_factory=lambda: ["headline", "body"])
     target_mode: Literal["per_target", "input"] = "per_target"
+    auxiliary: list[AuxiliaryConfig] = Field(default_factory=list)
 
 
 class LearningCurveConfig(_Strict):

@@ -4,13 +4,15 @@ A data source is a function registered under a name (``data.source`` in a
 config) that returns a ``datasets.Dataset`` with the columns ``id``,
 ``doc_id``, ``text``, ``hash``, ``stance`` and ``frames``. The shipped source
 ``gold`` derives the seed gold labels from the annotation records; later
-sources (imported tables) plug in the same way.
+sources (imported tables) plug in the same way. ``data.auxiliary`` adds the
+stance rows of imported datasets to every training part, never to a test part.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -59,6 +61,19 @@ def imported_source(name: str) -> tuple[datasets.Dataset, list[str], dict[str, l
 
 
 @dataclass
+class AuxiliaryData:
+    """Training-only rows from ``data.auxiliary``: ``y`` indexes the main task's labels, ``weights`` are sample weights."""
+
+    ids: list[str]
+    texts: list[str]
+    y: np.ndarray
+    weights: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
 class TaskData:
     """Texts and encoded labels for one task, ready for scikit-learn style models.
 
@@ -76,6 +91,7 @@ class TaskData:
     columns: dict[str, list] = field(default_factory=dict)
     fingerprint: str = ""
     targets: np.ndarray | None = None  # the stance target of each row, for datasets with several
+    auxiliary: AuxiliaryData | None = None  # extra training rows (stance), never in a test part
 
     @property
     def multilabel(self) -> bool:
@@ -126,12 +142,117 @@ def load_dataset(config: Config, codebook: Codebook) -> tuple[datasets.Dataset, 
     if len(dataset) == 0:
         raise UserError(f"data: no paragraphs of kind {config.data.kinds} in source {config.data.source!r}")
     version = codebook.version if labels is None else f"imported:{config.data.source}"
-    return dataset, notes, fingerprint(dataset.to_list(), version), labels
+    fp = fingerprint(dataset.to_list(), version)
+    if config.data.auxiliary:
+        stance_labels = codebook.stance_labels if labels is None else labels["stance"]
+        if "stance" in config.tasks and stance_labels:
+            _, more, aux_fp = load_auxiliary(config, list(stance_labels), set(dataset["hash"]))
+            notes = [*notes, *more]
+            fp = hashlib.sha256(f"{fp}+{aux_fp}".encode()).hexdigest()[:16]
+        else:
+            _check_auxiliary_names(config)
+        if "frames" in config.tasks:
+            notes = [*notes, "data.auxiliary: the frames task is trained without auxiliary rows; "
+                             "auxiliary datasets add stance training rows only"]
+    return dataset, notes, fp, labels
+
+
+def _check_auxiliary_names(config: Config) -> None:
+    from experiments import importer
+
+    names = importer.imported_names(importer.IMPORTED)
+    for i, aux in enumerate(config.data.auxiliary):
+        if aux.dataset not in names:
+            raise UserError(f"data.auxiliary.{i}.dataset: unknown imported dataset {aux.dataset!r}; available: "
+                            f"{', '.join(names) or 'none yet'} (add one with `python -m experiments import`)")
+        if aux.dataset == config.data.source:
+            raise UserError(f"data.auxiliary.{i}.dataset: {aux.dataset!r} is data.source itself; "
+                            "name another imported dataset")
+
+
+def _auxiliary_label_map(key: str, dataset: str, own: list[str], label_map: dict[str, str], labels: list[str],
+                         source: str) -> dict[str, str]:
+    """The checked map from the auxiliary dataset's stance labels to the main source's; empty means the same names."""
+    if not label_map:
+        missing = [label for label in own if label not in labels]
+        if missing:
+            raise UserError(f"{key}.label_map: {dataset!r} has stance labels that {source!r} lacks "
+                            f"({', '.join(missing)}); map them to {', '.join(labels)}, e.g. label_map: {{{missing[0]}: LABEL}}")
+        return {label: label for label in own}
+    for old, new in label_map.items():
+        if old not in own:
+            raise UserError(f"{key}.label_map.{old}: {old!r} is not a stance label of {dataset!r} ({', '.join(own)})")
+        if new not in labels:
+            raise UserError(f"{key}.label_map.{old}: {new!r} is not a stance label of {source!r} ({', '.join(labels)})")
+    return label_map
+
+
+def load_auxiliary(config: Config, labels: list[str], main_hashes: set[str],
+                   prefix_targets: bool = False) -> tuple[AuxiliaryData, list[str], str]:
+    """The stance rows of every ``data.auxiliary`` dataset, encoded as indices into the main task's ``labels``.
+
+    Each dataset is filtered to its ``targets``, relabelled by its
+    ``label_map`` (rows with unmapped labels are dropped) and loses the rows
+    whose text is also in the main source, so no test text is ever trained
+    on. Returns the rows, notes for the run log, and a fingerprint of the
+    rows kept. With ``prefix_targets`` a row's target is prepended to its
+    text, as ``target_mode: input`` does for the main source.
+    """
+    from experiments import importer
+
+    _check_auxiliary_names(config)
+    index = {label: j for j, label in enumerate(labels)}
+    ids, texts, y, weights, notes, digests = [], [], [], [], [], []
+    for i, aux in enumerate(config.data.auxiliary):
+        key = f"data.auxiliary.{i}"
+        dataset, info = importer.load_imported(aux.dataset, importer.IMPORTED)
+        own = list(info.get("stance_labels") or [])
+        if not own:
+            raise UserError(f"{key}.dataset: {aux.dataset!r} has no stance labels; auxiliary datasets add stance rows")
+        label_map = _auxiliary_label_map(key, aux.dataset, own, aux.label_map, labels, config.data.source)
+        records = dataset.to_list()
+        dropped = []
+        if aux.targets is not None:
+            present = sorted({r["target"] for r in records if r["target"] is not None})
+            if not present:
+                raise UserError(f"{key}.targets: {aux.dataset!r} has no targets; remove targets to keep every row")
+            for j, target in enumerate(aux.targets):
+                if target not in present:
+                    raise UserError(f"{key}.targets.{j}: no row of {aux.dataset!r} has target {target!r}; "
+                                    f"its targets: {', '.join(present)}")
+            kept = [r for r in records if r["target"] in aux.targets]
+            if len(kept) < len(records):
+                dropped.append(f"{len(records) - len(kept)} of other targets")
+            records = kept
+        unmapped = Counter(r["stance"] for r in records if r["stance"] not in label_map)
+        if unmapped:
+            dropped.append(f"{sum(unmapped.values())} with unmapped labels ({', '.join(sorted(unmapped))})")
+        records = [{**r, "stance": label_map[r["stance"]]} for r in records if r["stance"] in label_map]
+        shared = sum(r["hash"] in main_hashes for r in records)
+        if shared:
+            dropped.append(f"{shared} whose text is also in the main source")
+            records = [r for r in records if r["hash"] not in main_hashes]
+        if not records:
+            raise UserError(f"{key}: no rows of {aux.dataset!r} are left (dropped {', '.join(dropped)}); "
+                            "widen its targets or label_map")
+        ids += [f"{aux.dataset}:{r['id']}" for r in records]
+        texts += [f"{r['target']}: {r['text']}" if prefix_targets and r["target"] is not None else r["text"]
+                  for r in records]
+        y += [index[r["stance"]] for r in records]
+        weights += [aux.weight] * len(records)
+        digests.append(fingerprint(records, f"auxiliary:{aux.dataset}:{aux.weight!r}"))
+        notes.append(f"{key} ({aux.dataset}): {len(records)} of {len(dataset)} rows added to every stance "
+                     f"training part at weight {aux.weight:g}" + (f"; dropped {', '.join(dropped)}" if dropped else ""))
+    out = AuxiliaryData(ids=ids, texts=texts, y=np.array(y, dtype=int), weights=np.array(weights, dtype=float))
+    return out, notes, hashlib.sha256(json.dumps(digests).encode()).hexdigest()[:16]
 
 
 def task_data(dataset: datasets.Dataset, task: str, config: Config, codebook: Codebook, fp: str,
               label_sets: dict[str, list[str]] | None = None) -> TaskData:
-    """Encode one task's labels from a dataset (the codebook's labels unless the source has its own)."""
+    """Encode one task's labels from a dataset (the codebook's labels unless the source has its own).
+
+    A stance task also gets the ``data.auxiliary`` rows (see ``load_auxiliary``).
+    """
     columns = dataset.to_dict()
     own = (label_sets or {}).get(task)
     if label_sets is not None and not own:
@@ -154,6 +275,10 @@ def task_data(dataset: datasets.Dataset, task: str, config: Config, codebook: Co
         targets = np.array([str(t) for t in columns["target"]])
         if config.data.target_mode == "input":
             texts = [f"{t}: {text}" for t, text in zip(targets, texts)]
+    auxiliary = None
+    if task == "stance" and config.data.auxiliary:
+        auxiliary, _, _ = load_auxiliary(config, labels, set(columns["hash"]),
+                                         prefix_targets=targets is not None and config.data.target_mode == "input")
     return TaskData(
         task=task,
         labels=labels,
@@ -165,4 +290,5 @@ def task_data(dataset: datasets.Dataset, task: str, config: Config, codebook: Co
         columns=columns,
         fingerprint=fp,
         targets=targets,
+        auxiliary=auxiliary,
     )

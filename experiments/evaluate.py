@@ -13,6 +13,7 @@ the predictions are pooled. Metrics come from the collected predictions by
 
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
 from collections import defaultdict
@@ -49,22 +50,43 @@ SINGLE_CLASS = "(single-class training part)"
 
 
 def fit_model(spec: ModelConfig, data: TaskData, rows: np.ndarray, config: Config, seed: int):
-    """Build and fit one configured model on ``rows`` of ``data``.
+    """Build and fit one configured model on ``rows`` of ``data`` and the auxiliary rows.
 
-    A stance training part with a single class gets a constant predictor of
-    that class (no classifier can learn from one class); its
-    ``degenerate_`` names it so the run reports it.
+    The auxiliary rows (``data.auxiliary``) join every training part and are
+    never predicted; when their weight is not 1 the model gets
+    ``sample_weight``. A stance training part with a single class gets a
+    constant predictor of that class (no classifier can learn from one
+    class); its ``degenerate_`` names it so the run reports it.
     """
-    if not data.multilabel and len(np.unique(data.y[rows])) < 2:
+    texts, y, weights = [data.texts[i] for i in rows], data.y[rows], None
+    if data.auxiliary is not None and len(data.auxiliary):
+        texts += data.auxiliary.texts
+        y = np.concatenate([y, data.auxiliary.y])
+        if np.any(data.auxiliary.weights != 1.0):
+            weights = np.concatenate([np.ones(len(rows)), data.auxiliary.weights])
+    if not data.multilabel and len(np.unique(y)) < 2:
         model = DummyClassifier(strategy="most_frequent")
         model.degenerate_ = [SINGLE_CLASS]
     else:
         model = build_model(spec.name, data.task, seed, spec.params, config.min_train_positives,
                             labels=data.labels, device=config.device, precision=config.precision)
+    fit_params = {} if weights is None else _sample_weight(model, weights, spec)
+    if "groups" in inspect.signature(_final_step(model).fit).parameters:
+        # A model that chooses its own settings out of document gets each row's document (auxiliary rows: "").
+        fit_params["groups"] = np.concatenate([data.doc_ids[rows].astype(str), [""] * (len(texts) - len(rows))])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit([data.texts[i] for i in rows], data.y[rows])
+        model.fit(texts, y, **fit_params)
     return model
+
+
+def _sample_weight(model, weights: np.ndarray, spec: ModelConfig) -> dict[str, np.ndarray]:
+    """``weights`` as the keyword argument ``model.fit`` takes: for a pipeline, its last step's."""
+    name, final = model.steps[-1] if hasattr(model, "steps") else (None, model)
+    if "sample_weight" not in inspect.signature(final.fit).parameters:
+        raise UserError(f"data.auxiliary: model {spec.display!r} cannot weight its training rows; "
+                        "set weight: 1.0 for every auxiliary dataset, or leave this model out")
+    return {"sample_weight" if name is None else f"{name}__sample_weight": weights}
 
 
 def degenerate_labels(model, labels: list[str]) -> list[str]:

@@ -78,6 +78,8 @@ def draw_plots(run_dir: Path) -> list[Path]:
         for model in models:
             written.append(_confusion(task, info, model, [p for p in main if p["model"] == model], out, metrics))
         written.append(_calibration(task, info, models, main, out, metrics))
+        if info.get("calibration"):
+            written.append(_coverage(task, info, models, out, metrics))
         written.append(_label_distribution(task, info, main, out, metrics))
         if info.get("learning_curve"):
             written.append(_learning_curve(task, info, models, out, metrics))
@@ -312,6 +314,32 @@ def _confusion(task: str, info: dict, model: str, records: list[dict], out: Path
     bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     bar.set_label(colour_label)
     return _save(fig, out / f"confusion_{slug(model)}.png")
+
+
+def _coverage(task: str, info: dict, models: list[str], out: Path, metrics: dict) -> Path:
+    """Selective prediction: accuracy of the most confident x% of paragraphs, per model."""
+    fig, ax = plt.subplots(figsize=(7.5, 5.2))
+    chosen = (info.get("selection") or {}).get("model")
+    for model in models:
+        curve = info["calibration"].get(model, {}).get("coverage")
+        if not curve:
+            continue
+        x = [100 * p["coverage"] for p in curve]
+        y = [p["accuracy"] for p in curve]
+        bold = model == chosen
+        ax.plot(x, y, "-o", color=_colour(models, model), lw=2.6 if bold else 1.2, ms=4 if bold else 2.5,
+                label=f"{model} (used by predict)" if bold else model, zorder=3 if bold else 2)
+    measure = "accuracy" if task == "stance" else "share of frame decisions right"
+    ax.set_xlabel("coverage: % of paragraphs kept, most confident first")
+    ax.set_ylabel(measure)
+    ax.set_xlim(5, 102)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.set_title(f"{task}: coverage and accuracy\n{_subtitle(info, metrics)}", fontsize=11)
+    fig.text(0.01, -0.04, "Confidence is calibrated on other documents' out-of-fold predictions (cross-fitted). "
+             "A falling curve means the confident predictions are the right ones.", fontsize=8, wrap=True)
+    return _save(fig, out / "coverage.png")
 
 
 def _calibration(task: str, info: dict, models: list[str], records: list[dict], out: Path, metrics: dict) -> Path:

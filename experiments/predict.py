@@ -21,21 +21,20 @@ import io
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from experiments import calibration
 from experiments.errors import UserError
 from experiments.inputs import Inputs, count_paragraphs, iter_paragraphs
 from experiments.io import dumps, write_text_atomic
 
 TASKS = ("stance", "frames")
 FORMATS = ("jsonl", "csv")
-# The headline metric that picks a run's best model when none is named.
-SELECT_BY = {"stance": "macro_f1", "frames": "micro_f1"}
 
 
 def find_run_with_models(run_dir: Path) -> Path:
@@ -52,15 +51,22 @@ def find_run_with_models(run_dir: Path) -> Path:
                     "e.g. `python -m experiments run configs/default.yaml --set final_fit=true`")
 
 
-def _best_model(run_dir: Path, task: str, available: list[str]) -> str:
+def _best_model(run_dir: Path, task: str, available: list[str]) -> tuple[str, dict | None]:
+    """The run's choice for ``task`` (``metrics.json`` ``selection``), or the best saved model by ``SELECT_BY``."""
+    from experiments.selection import choose
+
     metrics_path = run_dir / "metrics.json"
     if metrics_path.exists():
-        models = json.loads(metrics_path.read_text(encoding="utf-8"))["tasks"].get(task, {}).get("models", {})
-        scored = [(result["metrics"][SELECT_BY[task]]["value"] or 0.0, name) for name, result in models.items()
-                  if _dir_name(name) in available]
-        if scored:
-            return _dir_name(max(scored, key=lambda pair: pair[0])[1])
-    return available[0]
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        info = metrics["tasks"].get(task, {})
+        models = info.get("models", {})
+        chosen = info.get("selection")
+        if not chosen or _dir_name(chosen["model"]) not in available:
+            chosen = choose(task, models, metrics.get("protocol", {}),
+                            [name for name in models if _dir_name(name) in available])
+        if chosen:
+            return _dir_name(chosen["model"]), chosen
+    return available[0], None
 
 
 def _dir_name(display: str) -> str:
@@ -76,21 +82,33 @@ class TaskModel:
     labels: list[str]
     estimator: object
     card: dict
+    selection: dict | None = None
+
+    @property
+    def calibration(self) -> dict | None:
+        return self.card.get("calibration")
 
 
 class Predictor:
     """The saved stance and/or frames models of one run, ready to label text."""
 
-    def __init__(self, run_dir: Path, models: dict[str, TaskModel]):
+    def __init__(self, run_dir: Path, models: dict[str, TaskModel], novelty=None):
         self.run_dir = run_dir
         self.models = models
+        self.novelty = novelty
         versions = {m.card.get("codebook_version") for m in models.values()}
         self.codebook_version = versions.pop() if len(versions) == 1 else ",".join(sorted(map(str, versions)))
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, model: str | None = None, tasks: Iterable[str] = TASKS) -> "Predictor":
-        """Load the best saved model of each task (by the run's metrics), or the one named ``model``."""
+    def from_run(cls, run_dir: str | Path, model: str | None = None, tasks: Iterable[str] = TASKS,
+                 similarity: bool = True) -> "Predictor":
+        """Load each task's model chosen by the run (``selection``), or the one named ``model``.
+
+        With ``similarity`` each row also gets its similarity to the nearest
+        training paragraph (``train_similarity``; see ``experiments.novelty``).
+        """
         from experiments.models.persist import load_model
+        from experiments.novelty import Novelty
 
         run_dir = find_run_with_models(Path(run_dir))
         chosen: dict[str, TaskModel] = {}
@@ -99,20 +117,21 @@ class Predictor:
             available = sorted(p.name for p in task_dir.iterdir() if (p / "model.json").exists()) if task_dir.is_dir() else []
             if not available:
                 continue
+            selection = None
             if model is not None:
                 if _dir_name(model) not in available:
                     continue
                 name = _dir_name(model)
             else:
-                name = _best_model(run_dir, task, available)
+                name, selection = _best_model(run_dir, task, available)
             estimator, card = load_model(task_dir / name)
-            chosen[task] = TaskModel(task, name, list(card["labels"]), estimator, card)
+            chosen[task] = TaskModel(task, name, list(card["labels"]), estimator, card, selection)
         if not chosen:
             saved = sorted({p.name for p in (run_dir / "models").glob("*/*") if p.is_dir()})
             if model is not None:
                 raise UserError(f"{run_dir}: no saved model named {model!r}; saved: {', '.join(saved) or 'none'}")
             raise UserError(f"{run_dir}/models: no saved model for {' or '.join(tasks)}")
-        return cls(run_dir, chosen)
+        return cls(run_dir, chosen, Novelty.load(run_dir / "models") if similarity else None)
 
     def describe(self) -> dict[str, str]:
         return {task: m.name for task, m in self.models.items()}
@@ -134,16 +153,29 @@ class Predictor:
             full = np.zeros((len(texts), len(m.labels)))
             classes = [int(c) for c in m.estimator.classes_]
             full[:, classes] = proba
-            for row, p in zip(rows, full):
+            full = calibration.apply("stance", full, m.calibration)
+            for row, p, conf in zip(rows, full, calibration.confidence("stance", full)):
                 row["stance"] = m.labels[int(p.argmax())]
                 row["stance_probs"] = {label: round(float(v), 4) for label, v in zip(m.labels, p)}
+                row["stance_confidence"] = round(float(conf), 4)
         if "frames" in self.models:
             m = self.models["frames"]
             proba = np.asarray(m.estimator.predict_proba(texts), dtype=float)
-            chosen = np.asarray(m.estimator.predict(texts))
-            for row, p, on in zip(rows, proba, chosen):
+            if m.calibration is not None:
+                proba = calibration.apply("frames", proba, m.calibration)
+                chosen = proba >= 0.5
+            else:
+                chosen = np.asarray(m.estimator.predict(texts))
+            for row, p, on, conf in zip(rows, proba, chosen, calibration.confidence("frames", proba)):
                 row["frames"] = [label for label, flag in zip(m.labels, on) if flag]
                 row["frame_probs"] = {label: round(float(v), 4) for label, v in zip(m.labels, p)}
+                row["frames_confidence"] = round(float(conf), 4)
+        for row in rows:
+            row["confidence"] = min(row[k] for k in ("stance_confidence", "frames_confidence") if k in row)
+        if self.novelty is not None:
+            for row, sim in zip(rows, self.novelty.similarity(texts)):
+                row["train_similarity"] = round(float(sim), 4)
+                row["unfamiliar"] = bool(self.novelty.threshold is not None and sim < self.novelty.threshold)
         clear_feature_cache()
         return rows
 
@@ -167,31 +199,50 @@ def _output_rows(paragraphs: list[dict], predictions: list[dict], predictor: Pre
         }
 
 
-def csv_header(predictor: Predictor) -> list[str]:
+def extra_columns(predictor: Predictor, needs_review: bool = False) -> list[str]:
+    """The per-row fields after the labels, in CSV column order."""
+    extra = [f"{task}_confidence" for task in TASKS if task in predictor.models] + ["confidence"]
+    if predictor.novelty is not None:
+        extra += ["train_similarity", "unfamiliar"]
+    return extra + (["needs_review"] if needs_review else [])
+
+
+def csv_header(predictor: Predictor, needs_review: bool = False) -> list[str]:
     header = ["doc_id", "paragraph_id", "hash", "text"]
     if "stance" in predictor.models:
         header += ["stance", *(f"p_stance_{label}" for label in predictor.models["stance"].labels)]
     if "frames" in predictor.models:
         header += ["frames", *(f"p_frame_{label}" for label in predictor.models["frames"].labels)]
-    return header + ["codebook_version", "run", *(f"{task}_model" for task in predictor.models)]
+    return header + extra_columns(predictor, needs_review) + ["codebook_version", "run",
+                                                             *(f"{task}_model" for task in predictor.models)]
 
 
-def _format(rows: Iterable[dict], fmt: str, predictor: Predictor, header: bool) -> str:
+def _format(rows: list[dict], fmt: str, predictor: Predictor, header: bool) -> str:
     if fmt == "jsonl":
         return "".join(dumps(row) + "\n" for row in rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    needs_review = bool(rows) and "needs_review" in rows[0]
+    extra = extra_columns(predictor, needs_review)
     if header:
-        writer.writerow(csv_header(predictor))
+        writer.writerow(csv_header(predictor, needs_review))
     for row in rows:
         flat = [row["doc_id"], row["paragraph_id"], row["hash"], row["text"]]
         if "stance" in row:
             flat += [row["stance"], *row["stance_probs"].values()]
         if "frames" in row:
             flat += [";".join(row["frames"]), *row["frame_probs"].values()]
+        flat += [row[k] for k in extra]
         flat += [row["codebook_version"], row["run"], *row["models"].values()]
         writer.writerow(flat)
     return buffer.getvalue()
+
+
+def _queue_rows(rows: list[dict]) -> str:
+    """Rows that need review, as a JSON Lines table ``annotate --source`` reads (id, doc_id, text)."""
+    return "".join(dumps({"id": r["paragraph_id"], "doc_id": r["doc_id"], "text": r["text"],
+                          "confidence": r["confidence"], "stance": r.get("stance"), "frames": r.get("frames")}) + "\n"
+                   for r in rows if r.get("needs_review"))
 
 
 @dataclass
@@ -201,6 +252,11 @@ class PredictSummary:
     out: Path | None
     models: dict[str, str]
     run_dir: Path
+    needs_review: int = 0
+    unfamiliar: int = 0
+    novelty_warning: str | None = None
+    similarity_checked: bool = False
+    selection: dict = field(default_factory=dict)
 
 
 def _chunks(records: Iterator[dict], size: int) -> Iterator[list[dict]]:
@@ -223,34 +279,68 @@ def predict_files(
     chunk_size: int = 256,
     progress: bool = True,
     stream=None,
+    min_confidence: float | None = None,
+    review_queue: Path | None = None,
+    similarity: bool = True,
 ) -> PredictSummary:
-    """Label every paragraph of ``inputs`` into ``out`` (or ``stream``, standard output by default)."""
+    """Label every paragraph of ``inputs`` into ``out`` (or ``stream``, standard output by default).
+
+    With ``min_confidence`` a row whose calibrated ``confidence`` is below it
+    gets ``needs_review: true``, and ``review_queue`` (a ``.jsonl`` path)
+    collects those rows as a table that ``annotate --source`` takes.
+    """
     fmt = fmt or (out.suffix.lstrip(".").lower() if out is not None and out.suffix.lower() in (".csv", ".jsonl") else "jsonl")
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     if chunk_size < 1:
         raise UserError("--chunk-size must be at least 1")
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+        raise UserError(f"--min-confidence {min_confidence}: give a probability between 0 and 1")
+    if review_queue is not None:
+        if min_confidence is None:
+            raise UserError("--review-queue needs --min-confidence P: it collects the rows below P")
+        if review_queue.suffix.lower() != ".jsonl":
+            raise UserError(f"--review-queue {review_queue}: name a .jsonl file (annotate --source reads it)")
+        if out is not None and review_queue.resolve() == out.resolve():
+            raise UserError(f"--review-queue {review_queue}: must differ from --out")
     total = count_paragraphs(inputs)  # every input is checked before anything is written
-    predictor = Predictor.from_run(run_dir, model)
+    predictor = Predictor.from_run(run_dir, model, similarity=similarity)
     state = {
         "run": str(predictor.run_dir.resolve()), "models": predictor.describe(), "format": fmt,
         "inputs": inputs.signature(), "columns": vars(inputs.columns), "chunk_size": chunk_size,
+        "min_confidence": min_confidence, "review_queue": str(review_queue) if review_queue else None,
+        "similarity": similarity,
     }
-    done = 0
+    done, counts = 0, {"needs_review": 0, "unfamiliar": 0}
+    queue_partial = review_queue.with_name(f".{review_queue.name}.partial") if review_queue is not None else None
     if out is not None:
         partial = out.with_name(f".{out.name}.partial")
         state_path = out.with_name(f".{out.name}.partial.json")
         saved = json.loads(state_path.read_text(encoding="utf-8")) if state_path.exists() and partial.exists() else None
-        if saved and {k: saved.get(k) for k in state} == state and partial.stat().st_size >= saved["bytes"]:
+        resumable = (saved and {k: saved.get(k) for k in state} == state and partial.stat().st_size >= saved["bytes"]
+                     and (queue_partial is None or (queue_partial.exists()
+                                                    and queue_partial.stat().st_size >= saved.get("queue_bytes", 0))))
+        if resumable:
             done = saved["rows"]
+            counts = saved.get("counts", counts)
             with open(partial, "r+b") as handle:  # drop a chunk that was cut off after the last saved state
                 handle.truncate(saved["bytes"])
+            if queue_partial is not None:
+                with open(queue_partial, "r+b") as handle:
+                    handle.truncate(saved.get("queue_bytes", 0))
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
             partial.write_bytes(b"")
+            if queue_partial is not None:
+                queue_partial.parent.mkdir(parents=True, exist_ok=True)
+                queue_partial.write_bytes(b"")
         sink = open(partial, "ab")
     else:
         sink = stream or sys.stdout
+        if queue_partial is not None:
+            queue_partial.parent.mkdir(parents=True, exist_ok=True)
+            queue_partial.write_bytes(b"")
+    queue = open(queue_partial, "ab") if queue_partial is not None else None
     bar = tqdm(total=total, initial=done, unit="para", desc="predict", disable=not progress, dynamic_ncols=True)
     try:
         written = 0
@@ -258,20 +348,62 @@ def predict_files(
         for _ in range(done):
             next(paragraphs)
         for chunk in _chunks(paragraphs, chunk_size):
-            predictions = predictor.predict([p["text"] for p in chunk])
-            text = _format(_output_rows(chunk, predictions, predictor), fmt, predictor, header=fmt == "csv" and done + written == 0)
+            rows = list(_output_rows(chunk, predictor.predict([p["text"] for p in chunk]), predictor))
+            for row in rows:
+                if min_confidence is not None:
+                    row["needs_review"] = row["confidence"] < min_confidence
+                    counts["needs_review"] += row["needs_review"]
+                counts["unfamiliar"] += bool(row.get("unfamiliar"))
+            text = _format(rows, fmt, predictor, header=fmt == "csv" and done + written == 0)
             sink.write(text.encode("utf-8") if out is not None else text)
             sink.flush()
+            if queue is not None:
+                queue.write(_queue_rows(rows).encode("utf-8"))
+                queue.flush()
+                os.fsync(queue.fileno())
             written += len(chunk)
             if out is not None:
                 os.fsync(sink.fileno())
-                write_text_atomic(state_path, json.dumps({**state, "rows": done + written, "bytes": sink.tell()}))
+                write_text_atomic(state_path, json.dumps({**state, "rows": done + written, "bytes": sink.tell(),
+                                                          "queue_bytes": queue.tell() if queue else 0,
+                                                          "counts": counts}))
             bar.update(len(chunk))
     finally:
         bar.close()
         if out is not None:
             sink.close()
+        if queue is not None:
+            queue.close()
     if out is not None:
         os.replace(partial, out)
         state_path.unlink(missing_ok=True)
-    return PredictSummary(paragraphs=total, resumed_from=done, out=out, models=predictor.describe(), run_dir=predictor.run_dir)
+    if queue_partial is not None:
+        os.replace(queue_partial, review_queue)
+    warning = predictor.novelty.summary(counts["unfamiliar"], total) if predictor.novelty is not None else None
+    return PredictSummary(paragraphs=total, resumed_from=done, out=out, models=predictor.describe(),
+                          run_dir=predictor.run_dir, needs_review=counts["needs_review"],
+                          unfamiliar=counts["unfamiliar"], novelty_warning=warning,
+                          similarity_checked=predictor.novelty is not None,
+                          selection={t: m.selection for t, m in predictor.models.items() if m.selection})
+
+
+def predict_report(summary: PredictSummary, min_confidence: float | None, review_queue: str | None) -> str:
+    """What a user should know after ``predict``: the models and why, review counts, and unfamiliar input."""
+    from experiments.selection import describe
+
+    lines = []
+    for task, chosen in summary.selection.items():
+        lines.append(f"{task}: {describe(chosen)}")
+        if not chosen.get("transfer"):
+            lines.append(f"note: the {task} model was chosen by a {chosen['protocol']} score, which does not test new "
+                         "documents; a leave-one-document-out run (configs/default.yaml) chooses for transfer")
+    if min_confidence is not None:
+        where = f", written to {review_queue}" if review_queue else ""
+        lines.append(f"{summary.needs_review} of {summary.paragraphs} paragraphs need review "
+                     f"(confidence < {min_confidence}){where}")
+    if summary.novelty_warning:
+        lines.append(summary.novelty_warning)
+    elif summary.similarity_checked:
+        lines.append(f"{summary.unfamiliar} of {summary.paragraphs} paragraphs are less similar to the training data "
+                     "than 90% of held-out paragraphs were to other documents")
+    return "\n".join(lines)

@@ -28,6 +28,7 @@ import yaml
 from experiments import paths
 from experiments.errors import UserError
 from experiments.io import read_jsonl, write_text_atomic
+from experiments.selection import describe as describe_selection
 from experiments.plots import METRIC_NAMES, describe_protocol, slug
 from experiments.render import (
     Bullets, Contents, Figures, Heading, Para, Span, Table, _anchor, code, muted, num, render_html, render_markdown,
@@ -119,7 +120,7 @@ def protocol_text(protocol: dict) -> str:
 def _plot_rank(name: str, models: list[str]) -> tuple:
     """Sort key: overview plots first, then per-model ones in model order, then anything unknown."""
     stem = name.removesuffix(".png")
-    fixed = ["model_comparison", "per_label_f1", "label_distribution", "learning_curve", "calibration"]
+    fixed = ["model_comparison", "per_label_f1", "label_distribution", "learning_curve", "calibration", "coverage"]
     if stem in fixed:
         return (fixed.index(stem), 0, stem)
     slugs = [slug(m) for m in models]
@@ -150,6 +151,8 @@ def plot_caption(name: str, task: str, models: list[str]) -> str:
                           "a curve still rising at the right says more labelled data would help.",
         "calibration": "Reliability diagram: predicted probability against the share of predictions that were right; "
                        "points on the diagonal are well calibrated.",
+        "coverage": "Selective prediction: accuracy of the most confident share of paragraphs, with confidence "
+                    "calibrated on other documents; the model predict uses is drawn bold.",
     }
     if stem in known:
         return known[stem]
@@ -239,6 +242,7 @@ def summary_markdown(run_dir: Path) -> str:
             lines += ["", "Labels too rare to learn in some training folds (predicted at their training prevalence):", ""]
             for model, frames in info["degenerate"].items():
                 lines.append(f"- {model}: " + ", ".join(f"{f} in {n} of {info['folds']} folds" for f, n in frames.items()))
+        lines += _summary_selection(info)
         lines += _summary_paired(info)
         lines += _summary_curve(info)
         plots = _plots(run_dir, task, list(info["models"]))
@@ -246,6 +250,29 @@ def summary_markdown(run_dir: Path) -> str:
             lines += ["", "Plots:", ""]
             lines += [f"- [{plot_title(p.name, list(info['models']))}](plots/{task}/{p.name})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def _calibrated(c: dict) -> str:
+    """The calibrated macro-F1 of a calibration entry with its CI, or a dash for runs made before it existed."""
+    found = c.get("calibrated_macro_f1")
+    return fmt(found) if found and found.get("ci") else (_f2(found["value"]) if found else "—")
+
+
+def _summary_selection(info: dict) -> list[str]:
+    lines = []
+    if info.get("selection"):
+        lines += ["", f"Model for new text (`predict`, `annotate --suggest`): {describe_selection(info['selection'])}."]
+    if info.get("calibration"):
+        lines += ["", "Calibration fitted on out-of-fold predictions; ECE and calibrated macro-F1 on each document with "
+                  "calibration fitted on the others; accuracy of the most confident half and of all paragraphs:", "",
+                  "| model | ECE before | ECE after | calibrated macro-F1 | accuracy, top 50% | accuracy, all |",
+                  "|---|---|---|---|---|---|"]
+        for model, c in info["calibration"].items():
+            at = {p["coverage"]: p["accuracy"] for p in c["coverage"]}
+            lines.append(f"| {model} | {c['ece_uncalibrated']:.3f} | {c['ece_calibrated']:.3f} | "
+                         f"{_calibrated(c)} | "
+                         f"{_f2(at[0.5]) if 0.5 in at else '—'} | {_f2(at[1.0]) if 1.0 in at else '—'} |")
+    return lines
 
 
 def _summary_paired(info: dict) -> list[str]:
@@ -344,25 +371,75 @@ def paired_table(run_dirs: list[Path]) -> str:
     return "\n".join([*lines, "", *notes]) if len(lines) > 2 else ""
 
 
-def curve_images(run_dirs: list[Path], root: Path = paths.ROOT) -> str:
-    """Markdown image links to the learning-curve plots of the runs that have one."""
+def plot_images(run_dirs: list[Path], stem: str, alt: str, root: Path = paths.ROOT) -> str:
+    """Markdown image links to the ``plots/<task>/<stem>.png`` of the runs that have one, stance first."""
     out = []
     for run_dir in run_dirs:
-        for path in sorted(run_dir.glob("plots/*/learning_curve.png"), key=lambda p: (p.parent.name != "stance", p)):
+        for path in sorted(run_dir.glob(f"plots/*/{stem}.png"), key=lambda p: (p.parent.name != "stance", p)):
             where = path.resolve().relative_to(root.resolve()) if path.resolve().is_relative_to(root.resolve()) else path
-            out.append(f"![{path.parent.name} learning curve, {run_dir.parent.name}]({where})")
+            out.append(f"![{path.parent.name} {alt}, {run_dir.parent.name}]({where})")
     return "\n\n".join(out)
+
+
+def transfer_table(run_dirs: list[Path]) -> str:
+    """Every model's macro-F1 under each run's protocol side by side, per task, where two runs share models."""
+    runs = [(d, *_read(d)) for d in run_dirs]
+    lines = []
+    for task in ("stance", "frames"):
+        present = [(d, m) for d, m, _ in runs if task in m["tasks"]]
+        models = [x for x in dict.fromkeys(k for _, m in present for k in m["tasks"][task]["models"])
+                  if sum(x in m["tasks"][task]["models"] for _, m in present) > 1]
+        if not models:
+            continue
+        header = ["task", "model", *(f"{m['config']}: {describe_protocol(m['protocol'], short=True)}" for _, m in present)]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] if not lines else []
+        for model in models:
+            cells = []
+            for _, m in present:
+                info = m["tasks"][task]
+                result = info["models"].get(model)
+                cell = fmt(result["metrics"]["macro_f1"]) if result else "—"
+                chosen = (info.get("selection") or {}).get("model") == model
+                cells.append(f"**{cell}**" if chosen else cell)
+            lines.append("| " + " | ".join([task, model, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def selection_lines(run_dirs: list[Path]) -> str:
+    """One line per run and task: the model chosen for new text and the number that chose it."""
+    out = []
+    for run_dir in run_dirs:
+        metrics, _ = _read(run_dir)
+        for task, info in metrics["tasks"].items():
+            chosen = info.get("selection")
+            if chosen and chosen.get("transfer"):
+                c = info.get("calibration", {}).get(chosen["model"], {})
+                at = {p["coverage"]: p["accuracy"] for p in c.get("coverage", [])}
+                extra = (f"; calibrated on other documents, ECE {c['ece_uncalibrated']:.2f} → {c['ece_calibrated']:.2f}, "
+                         f"accuracy of its most confident half {at[0.5]:.2f} vs {at[1.0]:.2f} overall") if 0.5 in at else ""
+                out.append(f"- {metrics['config']}, {task}: `predict` uses **{describe_selection(chosen)}**{extra}.")
+    return "\n".join(out)
 
 
 def readme_results(run_dirs: list[Path]) -> str:
     """What the README's generated results section holds: scores, paired tests, learning curves."""
-    parts = [results_table(run_dirs)]
+    parts = []
+    side = transfer_table(run_dirs)
+    if side:
+        parts += ["**Macro-F1 by protocol** (bold: the model `predict` uses, chosen by leave-one-document-out):", side]
+    chosen = selection_lines(run_dirs)
+    if chosen:
+        parts += [chosen]
+    parts += (["**Every model and run:**"] if parts else []) + [results_table(run_dirs)]
     paired = paired_table(run_dirs)
     if paired:
         parts += ["**Paired tests** (paired bootstrap on the same resamples, trained models only):", paired]
-    images = curve_images(run_dirs)
+    images = plot_images(run_dirs, "learning_curve", "learning curve")
     if images:
         parts += ["**Learning curves** (first repeat's folds; shaded: 95% CI):", images]
+    coverage = plot_images(run_dirs, "coverage", "coverage and accuracy")
+    if coverage:
+        parts += ["**Coverage and accuracy** (confidence calibrated on other documents):", coverage]
     return "\n\n".join(parts)
 
 
@@ -472,6 +549,7 @@ def report_blocks(runs: list[Run]) -> list:
     blocks += [Contents()]
     blocks += _how_to_read(runs)
     blocks += _side_by_side(runs)
+    blocks += _confidence(runs)
     blocks += _paired(runs)
     blocks += _configs(runs)
     blocks += _curves(runs)
@@ -653,6 +731,46 @@ def _side_by_side(runs: list[Run]) -> list:
                 blocks.append(Para([strong(f"In {r.label}, the best {task} model is the chance baseline {b}:"),
                                     " no trained model beats guessing from the label frequencies on macro-F1 here."],
                                    "warning"))
+    return blocks
+
+
+def _confidence(runs: list[Run]) -> list:
+    """Which model labels new text and why, and how far its confidence can be trusted on new documents."""
+    with_calibration = [r for r in runs if any(i.get("calibration") for i in r.metrics["tasks"].values())]
+    if not with_calibration:
+        return []
+    blocks: list = [Heading(2, "Model for new text, calibration and coverage"),
+                    Para(["Each run picks, per task, the model with the best macro-F1 (",
+                          code("selection"), " in metrics.json); only a leave-one-document-out run tests new "
+                          "documents. Calibration is fitted on out-of-fold predictions; ECE and calibrated "
+                          "macro-F1 are measured on each document with calibration fitted on the others. "
+                          "Accuracy at x% is that of the most confident x% of paragraphs (frames: the share of "
+                          "right frame decisions)."])]
+    for task in _tasks(with_calibration):
+        blocks.append(Heading(3, task))
+        for r in with_calibration:
+            info = r.metrics["tasks"].get(task)
+            if not info or not info.get("calibration"):
+                continue
+            chosen = info.get("selection")
+            if chosen:
+                blocks.append(Para([strong(r.label), f": new text is labelled by {describe_selection(chosen)}."]
+                                   + ([] if chosen.get("transfer") else
+                                      [" This protocol does not hold out documents, so the choice is not a transfer estimate."]),
+                                   "" if chosen.get("transfer") else "warning"))
+            points = (0.2, 0.5, 1.0)
+            rows = []
+            for model, c in info["calibration"].items():
+                at = {p["coverage"]: p["accuracy"] for p in c["coverage"]}
+                rows.append([strong(model) if chosen and chosen["model"] == model else model,
+                             f"{c['ece_uncalibrated']:.3f}", f"{c['ece_calibrated']:.3f}",
+                             _calibrated(c),
+                             *(_f2(at[x]) if x in at else "—" for x in points)])
+            blocks.append(Table(["model", "ECE before", "ECE after", "calibrated macro-F1",
+                                 *(f"accuracy at {int(x * 100)}%" for x in points)], rows, "l" + "r" * 6))
+            plot = r.dir / "plots" / task / "coverage.png"
+            if plot.is_file():
+                blocks.append(Figures([(plot, plot_caption(plot.name, task, list(info["models"])))]))
     return blocks
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import paths
+from experiments import calibration, paths, selection
 from experiments.codebook import load_codebook
 from experiments.config import Config, load_config, smoke, to_yaml
 from experiments.data import load_dataset, task_data
@@ -142,7 +142,12 @@ def run_experiment(
             "folds": result.folds,
             "degenerate": result.degenerate,
             **task_metrics(result.predictions, task, data.labels, config),
+            "calibration": calibration.from_records(result.predictions, task, data.labels, config.min_train_positives,
+                                                    score=calibrated_scorer(task, data.labels, config)),
         }
+        task_info = metrics["tasks"][task]
+        task_info["selection"] = selection.choose(task, task_info["models"], metrics["protocol"],
+                                                  calibrated=task_info["calibration"])
         texts.update({i: {"id": i, "doc_id": str(d), "text": t} for i, d, t in zip(data.ids, data.doc_ids, data.columns["text"])})
         meta["tasks"][task] = {"seconds_per_model": result.seconds, "folds": result.folds,
                                "mean_train_size": round(sum(result.train_sizes) / len(result.train_sizes), 1)}
@@ -156,6 +161,9 @@ def run_experiment(
         if top:
             features[task] = top
     meta["wall_seconds"] = round(time.time() - started, 2)
+    for task, info in metrics["tasks"].items():
+        if info.get("selection"):
+            log(f"{task}: best model {selection.describe(info['selection'])}")
 
     run_dir = new_run_dir(results, config, fingerprint)
     meta["run_id"] = run_dir.name
@@ -174,8 +182,13 @@ def run_experiment(
         from experiments.plots import draw_plots
 
         draw_plots(staging)
+        if fitted:
+            from experiments.novelty import save_reference
+
+            save_reference(staging / "models", [texts[i]["text"] for i in texts], [texts[i]["doc_id"] for i in texts])
         for where, model, card in fitted:
-            save_model(model, staging / where, card)
+            calibrated = metrics["tasks"][card["task"]]["calibration"].get(card["display"])
+            save_model(model, staging / where, {**card, "calibration": calibrated})
         meta["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         write_summary(staging)
@@ -184,6 +197,23 @@ def run_experiment(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return run_dir
+
+
+def calibrated_scorer(task: str, labels: list[str], config: Config):
+    """Macro-F1 with its bootstrap CI (clustered by document when the config says so) for calibrated decisions."""
+    from experiments.metrics import summarize
+
+    subset = [s for s in config.metrics.stance_subset if s in labels]
+
+    def score(gold: np.ndarray, decided: np.ndarray, groups: np.ndarray) -> dict:
+        per_group = [(gold[groups == g], decided[groups == g]) for g in np.unique(groups)]
+        summary = summarize(task, labels, subset, [(gold, decided)], per_group, resamples=config.metrics.bootstrap,
+                            confidence=config.metrics.confidence, seed=config.seed, min_support=config.metrics.min_support,
+                            groups=groups if config.metrics.bootstrap_unit == "document" else None)
+        metric = summary["metrics"]["macro_f1"]
+        return {"value": metric["value"], "ci": metric["ci"]}
+
+    return score
 
 
 def preflight(config: Config, codebook, where: str) -> None:
@@ -231,7 +261,8 @@ def fit_final_models(data, config: Config, codebook_version: str) -> tuple[list[
         model = fit_model(spec, data, every, config, config.seed)
         seconds[spec.display] = round(time.perf_counter() - start, 3)
         card = {
-            "model": resolve(spec.name).key, "params": spec.params, "task": data.task, "labels": data.labels,
+            "model": resolve(spec.name).key, "display": spec.display, "params": spec.params, "task": data.task,
+            "labels": data.labels,
             "frame_level": config.frame_level if data.task == "frames" else None,
             "codebook_version": codebook_version, "config": config.name,
             "trained_on": {"source": config.data.source, "fingerprint": data.fingerprint, "n": len(data),

@@ -45,9 +45,12 @@ def test_run_exits_zero_and_prints_the_run_directory_last(smoke_run):
     assert meta["command"] == f"python -m experiments run configs/smoke.yaml --results {results} --no-progress"
 
 
-def test_run_reports_the_data_before_the_run_directory(smoke_run):
+def test_run_reports_the_data_then_the_best_model_per_task_then_the_run_directory(smoke_run):
     done = smoke_run[1]
-    assert re.fullmatch(r"smoke: \d+ paragraphs, data fingerprint [0-9a-f]{16}, protocol kfold", done.stdout.splitlines()[-2])
+    lines = done.stdout.splitlines()
+    assert re.fullmatch(r"smoke: \d+ paragraphs, data fingerprint [0-9a-f]{16}, protocol kfold", lines[-4])
+    for line, task in zip(lines[-3:-1], ("stance", "frames")):
+        assert re.fullmatch(rf"{task}: best model \w+ \(macro-F1 \d\.\d\d \[\d\.\d\d, \d\.\d\d\], n=\d+, kfold\)", line)
     assert "Traceback" not in done.stderr
 
 
@@ -56,8 +59,8 @@ def test_plot_redraws_a_run_and_lists_the_files(smoke_run):
     done = cli("plot", str(run_dir))
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.splitlines()) == sorted(str(p) for p in run_dir.glob("plots/*/*.png"))
-    # 2 tasks x (2 confusion + per-label + comparison + calibration + label distribution)
-    assert len(done.stdout.splitlines()) == 2 * (2 + 4)
+    # 2 tasks x (2 confusion + per-label + comparison + calibration + coverage + label distribution)
+    assert len(done.stdout.splitlines()) == 2 * (2 + 5)
 
 
 def test_codebook_check_passes_on_the_committed_guide():
@@ -80,7 +83,7 @@ def test_a_config_key_typo_is_a_one_line_error(tmp_path):
 
 def test_an_unregistered_model_is_a_one_line_error_listing_the_models(tmp_path):
     done = cli("run", "configs/smoke.yaml", "--set", "models.0.name=nope", "--results", str(tmp_path), "--no-progress")
-    assert_one_line_error(done, "configs/smoke.yaml: models.0.name: unknown model 'nope'; registered models: embed_logreg, finetune, majority, ")
+    assert_one_line_error(done, "configs/smoke.yaml: models.0.name: unknown model 'nope'; registered models: codebook_logreg, embed_logreg, finetune, majority, ")
     assert "tfidf_logreg" in done.stderr
     assert list(tmp_path.iterdir()) == []
 

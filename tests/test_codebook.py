@@ -142,3 +142,28 @@ def test_to_generic_deduplicates_frames_sharing_a_generic_frame(tmp_path):
     codebook = load_codebook(_write(tmp_path, raw))
     assert codebook.to_generic(["gender", "regime_legitimacy"]) == ["political"]
     assert "fairness_equality" not in codebook.generic_labels
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower().replace("’", "'"))
+
+
+def _ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def test_illustrations_and_cues_are_written_for_the_codebook_not_drawn_from_a_seed(codebook, paragraphs):
+    # Only quoted examples carry a seed paragraph's label; everything else is seen in every fold, so it must
+    # not repeat a seed's wording (six words in a row for illustrations, a whole cue of three or more words).
+    seen6 = set().union(*(_ngrams(_words(p["text"]), 6) for p in paragraphs.values()))
+    corpus = [" ".join(_words(p["text"])) for p in paragraphs.values()]
+    drawn = []
+    for label in [*codebook.stance.labels, *codebook.frames.labels]:
+        drawn += [(label.name, text) for text in label.illustrations if _ngrams(_words(text), 6) & seen6]
+        drawn += [(label.name, cue) for cue in label.cues
+                  if len(_words(cue)) >= 3 and any(f" {' '.join(_words(cue))} " in f" {t} " for t in corpus)]
+    assert drawn == []
+
+
+def test_every_label_has_illustrations(codebook):
+    assert [l.name for l in [*codebook.stance.labels, *codebook.frames.labels] if len(l.illustrations) < 5] == []

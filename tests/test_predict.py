@@ -35,7 +35,8 @@ models:
 SAVED = ["majority", "tfidf_logreg"]
 NO_MODELS = ("no saved models; run the config with final_fit: true, "
              "e.g. `python -m experiments run configs/default.yaml --set final_fit=true`")
-ROW_KEYS = ["doc_id", "paragraph_id", "hash", "text", "stance", "stance_probs", "frames", "frame_probs",
+ROW_KEYS = ["doc_id", "paragraph_id", "hash", "text", "stance", "stance_probs", "stance_confidence", "frames",
+            "frame_probs", "frames_confidence", "confidence", "train_similarity", "unfamiliar",
             "codebook_version", "run", "models"]
 TEXTS = [
     "Foreign powers must stay out of Iran and respect its sovereignty.",
@@ -113,7 +114,10 @@ def test_predict_texts_labels_each_text_with_codebook_labels_and_probabilities(r
     rows = predict_texts(TEXTS, run_dir)
     assert len(rows) == len(TEXTS)
     for row in rows:
-        assert list(row) == ["stance", "stance_probs", "frames", "frame_probs"]
+        assert list(row) == ["stance", "stance_probs", "stance_confidence", "frames", "frame_probs",
+                             "frames_confidence", "confidence", "train_similarity", "unfamiliar"]
+        assert row["confidence"] == min(row["stance_confidence"], row["frames_confidence"])
+        assert row["stance_confidence"] == max(row["stance_probs"].values())
         assert row["stance"] in codebook.stance_labels
         assert list(row["stance_probs"]) == codebook.stance_labels == ["favor", "against", "neutral", "none"]
         assert sum(row["stance_probs"].values()) == pytest.approx(1.0, abs=1e-3)
@@ -150,7 +154,8 @@ def test_a_named_model_is_used_for_every_task(run_dir):
     predictor = Predictor.from_run(run_dir, model="majority")
     assert predictor.describe() == {"stance": "majority", "frames": "majority"}
     rows = predictor.predict(TEXTS)
-    assert len({json.dumps(row, sort_keys=True) for row in rows}) == 1  # a majority model ignores the text
+    labels_only = [{k: v for k, v in row.items() if k not in ("train_similarity", "unfamiliar")} for row in rows]
+    assert len({json.dumps(row, sort_keys=True) for row in labels_only}) == 1  # a majority model ignores the text
 
 
 def test_an_unknown_model_name_lists_the_saved_models(run_dir):
@@ -179,9 +184,33 @@ def best_in_metrics(run_dir: Path, task: str, metric: str) -> set[str]:
     return {name for name, score in scores.items() if score == max(scores.values())}
 
 
-def test_the_default_model_of_each_task_is_the_best_of_the_run(predictor, run_dir):
+def test_the_default_model_of_each_task_is_the_best_of_the_run_by_macro_f1(predictor, run_dir):
     assert predictor.describe()["stance"] in best_in_metrics(run_dir, "stance", "macro_f1")
-    assert predictor.describe()["frames"] in best_in_metrics(run_dir, "frames", "micro_f1")
+    assert predictor.describe()["frames"] in best_in_metrics(run_dir, "frames", "macro_f1")
+
+
+def test_the_run_records_which_model_it_chose_with_the_protocol_and_number(run_dir, predictor):
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    for task in ("stance", "frames"):
+        chosen = metrics["tasks"][task]["selection"]
+        assert chosen["model"] == predictor.describe()[task]
+        assert chosen["metric"] == "macro_f1" and chosen["protocol"] == "kfold" and chosen["transfer"] is False
+        assert chosen["value"] == metrics["tasks"][task]["calibration"][chosen["model"]]["calibrated_macro_f1"]["value"]
+
+
+def test_predict_uses_the_model_the_run_selected_by_leave_one_document_out(run_dir, tmp_path):
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    metrics = json.loads((copy / "metrics.json").read_text(encoding="utf-8"))
+    for task in ("stance", "frames"):
+        # the k-fold numbers favour tfidf_logreg; the recorded leave-one-document-out choice is majority
+        metrics["tasks"][task]["selection"] = {"model": "majority", "metric": "macro_f1", "value": 0.4,
+                                               "ci": [0.1, 0.6], "n": 60, "protocol": "lodo", "transfer": True}
+        metrics["tasks"][task]["models"]["tfidf_logreg"]["metrics"]["macro_f1"]["value"] = 0.99
+    (copy / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    predictor = Predictor.from_run(copy)
+    assert predictor.describe() == {"stance": "majority", "frames": "majority"}
+    assert predictor.models["stance"].selection["protocol"] == "lodo"
 
 
 @pytest.mark.parametrize("stance_winner, frames_winner", [("majority", "majority"), ("majority", "tfidf_logreg"),
@@ -190,7 +219,8 @@ def test_the_default_model_follows_the_headline_metric_of_each_task(run_dir, tmp
     copy = tmp_path / run_dir.name
     shutil.copytree(run_dir, copy)
     metrics = json.loads((copy / "metrics.json").read_text(encoding="utf-8"))
-    for task, metric, winner in (("stance", "macro_f1", stance_winner), ("frames", "micro_f1", frames_winner)):
+    for task, metric, winner in (("stance", "macro_f1", stance_winner), ("frames", "macro_f1", frames_winner)):
+        del metrics["tasks"][task]["selection"]  # a run saved before runs recorded their choice
         for name, result in metrics["tasks"][task]["models"].items():
             for key, value in result["metrics"].items():
                 # the headline metric picks the winner; every other metric says the opposite
@@ -222,7 +252,7 @@ def test_predict_files_writes_one_jsonl_row_per_paragraph(run_dir, predictor, tm
     for row, paragraph, predicted in zip(rows, paragraphs, expected):
         assert list(row) == ROW_KEYS
         assert (row["text"], row["hash"]) == (paragraph["text"], paragraph["hash"])
-        assert {k: row[k] for k in ("stance", "stance_probs", "frames", "frame_probs")} == predicted
+        assert {k: row[k] for k in predicted} == predicted
         assert row["codebook_version"] == codebook.version == load_codebook().version
         assert row["run"] == str(run_dir)
         assert row["models"] == predictor.describe()
@@ -251,6 +281,7 @@ def test_predict_files_writes_csv_that_parses_back(run_dir, predictor, tmp_path,
         "stance", "p_stance_favor", "p_stance_against", "p_stance_neutral", "p_stance_none",
         "frames", "p_frame_humanitarian", "p_frame_security", "p_frame_sovereignty", "p_frame_regime_legitimacy",
         "p_frame_resistance", "p_frame_gender", "p_frame_economic",
+        "stance_confidence", "frames_confidence", "confidence", "train_similarity", "unfamiliar",
         "codebook_version", "run", "stance_model", "frames_model",
     ]
     assert text.count("doc_id,paragraph_id") == 1  # one header, not one per chunk
@@ -266,6 +297,7 @@ def test_predict_files_writes_csv_that_parses_back(run_dir, predictor, tmp_path,
         assert record["frames"] == ";".join(row["frames"])
         assert {k: float(record[f"p_frame_{k}"]) for k in row["frame_probs"]} == row["frame_probs"]
         assert (record["codebook_version"], record["run"]) == (row["codebook_version"], row["run"])
+        assert float(record["confidence"]) == row["confidence"] and record["unfamiliar"] == str(row["unfamiliar"])
         assert (record["stance_model"], record["frames_model"]) == (row["models"]["stance"], row["models"]["frames"])
     assert [r["frames"] for r in records[::3]] == ["security;economic"] * 4  # the first row of each chunk of 3
 
@@ -385,7 +417,7 @@ def test_the_cli_reports_an_interruption_and_then_the_resume(run_dir, tmp_path, 
     captured = capsys.readouterr()
     assert captured.out == ""
     models = "stance: {stance}, frames: {frames}".format(**Predictor.from_run(run_dir).describe())
-    assert captured.err == f"10 paragraphs (resumed after 4) labelled by {run_dir} [{models}] -> {out}\n"
+    assert captured.err.splitlines()[0] == f"10 paragraphs (resumed after 4) labelled by {run_dir} [{models}] -> {out}"
     assert len(read_jsonl(out)) == 10
     assert leftovers(tmp_path) == []
 
@@ -465,12 +497,23 @@ def test_the_cli_prints_jsonl_rows_on_stdout(run_dir, predictor, tmp_path, capsy
     doc.write_text(DOCUMENT, encoding="utf-8")
     assert cli.main(["predict", str(run_dir), str(doc), "--no-progress"]) == 0
     captured = capsys.readouterr()
-    assert captured.err == ""
+    # Standard output carries only the rows; standard error says which models labelled them and why.
+    chosen = Predictor.from_run(run_dir).models
+    assert captured.err.splitlines()[:4] == [
+        f"stance: {chosen['stance'].name} (macro-F1 {chosen['stance'].selection['value']:.2f} "
+        f"[{chosen['stance'].selection['ci'][0]:.2f}, {chosen['stance'].selection['ci'][1]:.2f}], n=60, kfold)",
+        "note: the stance model was chosen by a kfold score, which does not test new documents; "
+        "a leave-one-document-out run (configs/default.yaml) chooses for transfer",
+        f"frames: {chosen['frames'].name} (macro-F1 {chosen['frames'].selection['value']:.2f} "
+        f"[{chosen['frames'].selection['ci'][0]:.2f}, {chosen['frames'].selection['ci'][1]:.2f}], n=60, kfold)",
+        "note: the frames model was chosen by a kfold score, which does not test new documents; "
+        "a leave-one-document-out run (configs/default.yaml) chooses for transfer",
+    ]
     rows = [json.loads(line) for line in captured.out.splitlines()]
     assert [r["paragraph_id"] for r in rows] == ["op_ed-001", "op_ed-002", "op_ed-003"]
     assert all(list(r) == ROW_KEYS for r in rows)
     expected = predictor.predict([r["text"] for r in rows])
-    assert [{k: r[k] for k in ("stance", "stance_probs", "frames", "frame_probs")} for r in rows] == expected
+    assert [{k: r[k] for k in expected[0]} for r in rows] == expected
     assert list(tmp_path.iterdir()) == [doc]
 
 
@@ -481,7 +524,9 @@ def test_the_cli_writes_csv_with_the_options_it_was_given(run_dir, tmp_path, cap
     argv = ["predict", str(run_dir), str(table), "--out", str(out), "--format", "csv", "--model", "majority",
             "--text-column", "body", "--id-column", "pid", "--doc-column", "article", "--no-progress"]
     assert cli.main(argv) == 0
-    assert capsys.readouterr().err == f"2 paragraphs labelled by {run_dir} [stance: majority, frames: majority] -> {out}\n"
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"2 paragraphs labelled by {run_dir} [stance: majority, frames: majority] -> {out}"
+    assert err[1].startswith("warning: 2 of 2 paragraphs (100%) are less similar to the training data than 90% of ")
     rows = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
     assert [(r["doc_id"], r["paragraph_id"], r["text"], r["stance_model"], r["frames_model"]) for r in rows] == [
         ("a-1", "x1", "Strikes hit the port.", "majority", "majority"),
@@ -542,3 +587,42 @@ def test_memory_is_flat_in_the_number_of_rows(peaks):
     small, large = peaks[SMALL], peaks[LARGE]
     assert large["peak"] < 1.25 * small["peak"], f"{large['peak'] / 1e6:.1f} MB vs {small['peak'] / 1e6:.1f} MB"
     assert large["retained"] < 1e6, f"{large['retained'] / 1e6:.1f} MB still allocated after predict_files returned"
+
+
+# --- confidence and review ---------------------------------------------------------------------------------------
+
+
+def test_min_confidence_marks_rows_and_writes_a_queue_that_annotate_takes(run_dir, tmp_path):
+    from experiments.annotate import DataDir, start_session
+
+    out = tmp_path / "labels.jsonl"
+    queue = tmp_path / "queue.jsonl"
+    summary = label(run_dir, [ten_rows(tmp_path)], out=out, min_confidence=0.99, review_queue=queue, chunk_size=3)
+    rows = read_jsonl(out)
+    flagged = [r for r in rows if r["needs_review"]]
+    assert all(r["needs_review"] == (r["confidence"] < 0.99) for r in rows)
+    assert summary.needs_review == len(flagged) > 0
+    queued = read_jsonl(queue)
+    assert [q["id"] for q in queued] == [r["paragraph_id"] for r in flagged]
+    assert leftovers(tmp_path) == []
+    data = DataDir(tmp_path / "data")
+    (tmp_path / "data").mkdir()
+    shutil.copy(paths.PARAGRAPHS, data.paragraphs)
+    session = start_session("maryam", load_codebook(), data, source=[str(queue)], progress=False)
+    corpus = {p["id"]: p for p in map(json.loads, data.paragraphs.read_text(encoding="utf-8").splitlines())}
+    assert [corpus[pid]["text"] for pid in session.queue] == [q["text"] for q in queued]
+
+
+def test_a_review_queue_without_min_confidence_is_refused(run_dir, tmp_path):
+    with pytest.raises(UserError) as excinfo:
+        label(run_dir, [ten_rows(tmp_path)], review_queue=tmp_path / "q.jsonl")
+    assert str(excinfo.value) == "--review-queue needs --min-confidence P: it collects the rows below P"
+
+
+def test_each_row_carries_its_similarity_to_the_training_paragraphs(run_dir, tmp_path):
+    corpus_text = next(iter(json.loads(line) for line in paths.PARAGRAPHS.read_text(encoding="utf-8").splitlines()))["text"]
+    out = tmp_path / "labels.jsonl"
+    label(run_dir, [write_table(tmp_path / "t.jsonl", [corpus_text, "Zebras graze quietly on the savanna at dawn."])], out=out)
+    same, unrelated = read_jsonl(out)
+    assert same["train_similarity"] == pytest.approx(1.0, abs=1e-3) and same["unfamiliar"] is False
+    assert unrelated["train_similarity"] < 0.3 and unrelated["unfamiliar"] is True

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -363,3 +364,21 @@ def test_the_readme_section_holds_scores_paired_tests_between_trained_models_and
     section = readme_results([run])
     assert section.startswith("| config | task | model |")
     assert f"![stance learning curve, kfold_run]({run / 'plots' / 'stance' / 'learning_curve.png'})" in section
+
+
+def test_the_readme_puts_each_protocol_side_by_side_and_names_the_model_predict_uses(run, tmp_path):
+    from experiments.report import readme_results
+
+    lodo = tmp_path / "results" / "lodo_run" / run.name
+    shutil.copytree(run, lodo)
+    metrics = json.loads((lodo / "metrics.json").read_text(encoding="utf-8"))
+    metrics["config"] = "lodo_run"
+    metrics["protocol"] = {**metrics["protocol"], "name": "lodo", "group_column": "doc_id"}
+    info = metrics["tasks"]["stance"]
+    info["selection"] = {"model": "tfidf_svm", "metric": "macro_f1", "value": 0.31, "ci": [0.2, 0.4], "n": 60,
+                         "protocol": "lodo", "transfer": True}
+    (lodo / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    section = readme_results([lodo, run])
+    svm = [line for line in section.splitlines() if line.startswith("| stance | tfidf_svm |")]
+    assert len(svm) == 1 and svm[0].count("**") == 2  # both protocols' scores, the lodo one bold: predict uses it
+    assert "- lodo_run, stance: `predict` uses **tfidf_svm (macro-F1 0.31 [0.20, 0.40], n=60, lodo)**." in section

@@ -69,7 +69,7 @@ def test_a_run_directory_holds_config_metrics_predictions_meta_summary_and_plots
         f"plots/{task}/{name}.png"
         for task in ("frames", "stance")
         for name in sorted(["confusion_majority", "confusion_logreg_small", "per_label_f1", "model_comparison",
-                            "calibration", "label_distribution"])
+                            "calibration", "coverage", "label_distribution"])
     ]
     assert files_under(run_dir) == sorted([*RUN_FILES, *plots_expected])
     assert all((run_dir / p).stat().st_size > 0 for p in plots_expected)

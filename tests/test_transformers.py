@@ -207,18 +207,23 @@ def test_zero_shot_prototypes_are_the_mean_embedding_of_each_labels_definition_a
     assert np.linalg.norm(model.prototypes_, axis=1) == pytest.approx(np.ones(4), abs=1e-6)
 
 
-def test_label_descriptions_are_the_codebook_definition_followed_by_its_cues(codebook):
+def test_label_descriptions_are_the_codebook_definition_cues_and_illustrations_never_seed_quotes(codebook):
     favor = next(label for label in codebook.stance.labels if label.name == "favor")
     gender = next(label for label in codebook.frames.labels if label.name == "gender")
     described = label_descriptions(["gender", "favor"])
     assert list(described) == ["gender", "favor"]
-    assert described["favor"] == [" ".join(favor.definition.split()), *favor.cues]
-    assert described["gender"] == [" ".join(gender.definition.split()), *gender.cues]
+    for label in (favor, gender):
+        assert described[label.name] == [" ".join(label.definition.split()), *label.cues,
+                                         *(" ".join(t.split()) for t in label.illustrations)]
+        assert not {e.quote for e in label.examples} & set(described[label.name])
 
 
-def test_a_generic_frame_is_described_by_its_title_and_description(codebook):
+def test_a_generic_frame_is_described_by_its_title_and_description_and_its_project_frames(codebook):
     security = next(label for label in codebook.generic_frames.labels if label.name == "security_defense")
-    assert label_descriptions(["security_defense"]) == {"security_defense": [f"{security.title}: {security.description}"]}
+    project = next(label for label in codebook.frames.labels if label.generic_frame == "security_defense")
+    described = label_descriptions(["security_defense"])["security_defense"]
+    assert described[0] == f"{security.title}: {security.description}"
+    assert described[1:] == [" ".join(project.definition.split()), *project.cues, *project.illustrations]
 
 
 def test_a_label_the_codebook_lacks_is_an_error():
@@ -596,3 +601,50 @@ def test_bf16_inference_stays_close_to_fp32():
     assert fast.dtype == np.float32
     assert np.abs(fast - exact).max() < 1e-2
     assert (exact * fast).sum(axis=1).min() > 0.999  # cosine between the two versions of each embedding
+
+
+def test_codebook_logreg_uses_a_quoted_example_only_when_it_trains_on_that_paragraph(codebook):
+    from experiments.annotations import load_paragraphs
+    from experiments.models.sentence import CodebookLogReg
+
+    corpus = load_paragraphs()
+    quoted = {e.paragraph for l in codebook.stance.labels for e in l.examples}
+    held_out_doc = "labour_statement"
+    train = [p["text"] for p in corpus.values() if p["doc_id"] != held_out_doc]
+    model = CodebookLogReg(labels=list(codebook.stance_labels), device="cpu")
+    used = model._evidence(train)
+    examples = [item.paragraph for item in used if item.kind == "example"]
+    assert examples and all(corpus[pid]["doc_id"] != held_out_doc for pid in examples)
+    assert set(examples) == {pid for pid in quoted if corpus[pid]["doc_id"] != held_out_doc}
+    # what the codebook wrote itself is always there: every label keeps its definition, cues and illustrations
+    for label in codebook.stance.labels:
+        mine = [item for item in used if item.label == label.name and item.kind != "example"]
+        assert len(mine) == 1 + len(label.cues) + len(label.illustrations)
+    assert [i for i in model._evidence(["unrelated text"]) if i.kind == "example"] == []
+
+
+def test_codebook_logreg_learns_a_stance_its_training_labels_never_show(codebook):
+    model = build_model("codebook_logreg", "stance", seed=0, labels=list(codebook.stance_labels),
+                        params={"max_length": 64}, device="cpu")
+    texts = ["The ministry named a new spokesman.", "Exiles urged foreign governments to act against the regime."] * 3
+    y = np.array([3, 0] * 3)  # none and favor only
+    model.fit(texts, y)
+    proba = model.predict_proba(["We reject any foreign military attack on Iran; bombs never bring freedom."])
+    assert proba.shape == (1, 4) and proba[0, 1] > 0.05  # `against` is learned from the codebook alone
+
+
+def test_codebook_logreg_auto_prior_weight_is_chosen_from_out_of_document_predictions(codebook):
+    texts = ["The ministry named a new spokesman.", "Exiles urged foreign governments to act against the regime.",
+             "Parliament debated the budget.", "Activists asked the UN to intervene.",
+             "The court jailed a journalist.", "Senators demanded new sanctions on Tehran."]
+    y = np.array([3, 0, 3, 0, 3, 0])
+    build = lambda **p: build_model("codebook_logreg", "stance", seed=0, labels=list(codebook.stance_labels),
+                                    params={"max_length": 64, **p}, device="cpu")
+    grouped = build().fit(texts, y, groups=["a", "a", "b", "b", "c", "c"])
+    assert grouped.prior_weight_ in grouped.PRIOR_GRID
+    assert grouped.prior_weight_source_ == "auto: out-of-document macro-F1 over 3 training documents"
+    ungrouped = build().fit(texts, y)
+    assert (ungrouped.prior_weight_, ungrouped.prior_weight_source_) == (
+        0.7, "auto: fewer than three training documents, default used")
+    fixed = build(prior_weight=0.25).fit(texts, y, groups=["a", "a", "b", "b", "c", "c"])
+    assert (fixed.prior_weight_, fixed.prior_weight_source_) == (0.25, "fixed")

@@ -238,15 +238,15 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
 
 
 def label_descriptions(labels: list[str]) -> dict[str, list[str]]:
-    """The codebook's definition and cue phrases for each label (stance, frame or generic frame)."""
-    from experiments.codebook import load_codebook
+    """The codebook's own words for each label: definition, cue phrases and illustrations.
 
-    codebook = load_codebook()
-    project = {e.name: [" ".join(e.definition.split()), *e.cues] for e in [*codebook.stance.labels, *codebook.frames.labels]}
-    generic = {g.name: [f"{g.title}: {g.description}"] for g in codebook.generic_frames.labels}
-    # A label set is generic when it uses a generic-only frame name ("economic" exists at both levels).
-    texts = {**project, **generic} if set(labels) - set(project) else {**generic, **project}
-    unknown = [label for label in labels if label not in texts]
-    if unknown:
-        raise UserError(f"the codebook defines no label {unknown[0]!r}; labels come from configs/codebook.yaml")
-    return {label: texts[label] for label in labels}
+    Quoted seed examples are left out: they carry a seed document's label,
+    and a model that sees no training labels must not see them either.
+    """
+    from experiments.codebook import label_evidence, load_codebook
+
+    out: dict[str, list[str]] = {label: [] for label in labels}
+    for item in label_evidence(load_codebook(), labels):
+        if item.kind != "example":
+            out[item.label].append(item.text)
+    return out
