@@ -94,6 +94,7 @@ class ModelConfig(_Strict):
     name: str
     label: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    auxiliary: bool = True  # false: this model trains without data.auxiliary, so one run compares both
 
     @property
     def display(self) -> str:

@@ -59,7 +59,7 @@ def fit_model(spec: ModelConfig, data: TaskData, rows: np.ndarray, config: Confi
     class); its ``degenerate_`` names it so the run reports it.
     """
     texts, y, weights = [data.texts[i] for i in rows], data.y[rows], None
-    if data.auxiliary is not None and len(data.auxiliary):
+    if data.auxiliary is not None and len(data.auxiliary) and spec.auxiliary:
         texts += data.auxiliary.texts
         y = np.concatenate([y, data.auxiliary.y])
         if np.any(data.auxiliary.weights != 1.0):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import types
 
 import datasets
 import numpy as np
@@ -292,3 +293,28 @@ def test_the_single_class_check_counts_the_auxiliary_rows(semeval, codebook):
     model = fit_model(cfg.models[0], data, one_class, cfg, 0)
     assert evaluate.degenerate_labels(model, data.labels) == []
     assert [data.labels[c] for c in model.classes_] == ["favor", "against", "neutral", "none"]
+
+
+def test_a_model_with_auxiliary_false_trains_on_the_main_source_only(tmp_path, monkeypatch):
+    seen = {}
+
+    class Spy:
+        def __init__(self, name):
+            self.name = name
+
+        def fit(self, X, y):
+            seen.setdefault(self.name, set()).update(X)
+            return self
+
+    monkeypatch.setattr(evaluate, "build_model", lambda name, *a, **k: Spy(name))
+    from experiments.config import ModelConfig
+    from experiments.data import AuxiliaryData, TaskData
+
+    data = TaskData(task="stance", labels=["favor", "none"], ids=["a", "b"], texts=["main one", "main two"],
+                    doc_ids=np.array(["d1", "d2"]), hashes=["h1", "h2"], y=np.array([0, 1]),
+                    auxiliary=AuxiliaryData(ids=["x"], texts=["aux text"], y=np.array([0]), weights=np.array([1.0])))
+    config = types.SimpleNamespace(min_train_positives=2, device="cpu", precision="fp32")
+    rows = np.array([0, 1])
+    evaluate.fit_model(ModelConfig(name="with"), data, rows, config, 0)
+    evaluate.fit_model(ModelConfig(name="without", auxiliary=False), data, rows, config, 0)
+    assert seen == {"with": {"main one", "main two", "aux text"}, "without": {"main one", "main two"}}
