@@ -382,27 +382,28 @@ def plot_images(run_dirs: list[Path], stem: str, alt: str, root: Path = paths.RO
 
 
 def transfer_table(run_dirs: list[Path]) -> str:
-    """Every model's macro-F1 under each run's protocol side by side, per task, where two runs share models."""
-    runs = [(d, *_read(d)) for d in run_dirs]
-    lines = []
+    """Per task, every model's macro-F1 under each run's protocol side by side (models in more than one run)."""
+    runs = [_read(d)[0] for d in run_dirs]
+    tables = []
     for task in ("stance", "frames"):
-        present = [(d, m) for d, m, _ in runs if task in m["tasks"]]
-        models = [x for x in dict.fromkeys(k for _, m in present for k in m["tasks"][task]["models"])
-                  if sum(x in m["tasks"][task]["models"] for _, m in present) > 1]
+        present = [m for m in runs if task in m["tasks"]]
+        models = [x for x in dict.fromkeys(k for m in present for k in m["tasks"][task]["models"])
+                  if sum(x in m["tasks"][task]["models"] for m in present) > 1]
         if not models:
             continue
-        header = ["task", "model", *(f"{m['config']}: {describe_protocol(m['protocol'], short=True)}" for _, m in present)]
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] if not lines else []
+        header = [task, *(f"{m['config']}: {describe_protocol(m['protocol'], short=True)}" for m in present)]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for model in models:
             cells = []
-            for _, m in present:
+            for m in present:
                 info = m["tasks"][task]
                 result = info["models"].get(model)
                 cell = fmt(result["metrics"]["macro_f1"]) if result else "—"
-                chosen = (info.get("selection") or {}).get("model") == model
-                cells.append(f"**{cell}**" if chosen else cell)
-            lines.append("| " + " | ".join([task, model, *cells]) + " |")
-    return "\n".join(lines)
+                chosen = info.get("selection") or {}
+                cells.append(f"**{cell}**" if chosen.get("model") == model and chosen.get("transfer") else cell)
+            lines.append("| " + " | ".join([model, *cells]) + " |")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
 
 
 def selection_lines(run_dirs: list[Path]) -> str:
@@ -426,7 +427,8 @@ def readme_results(run_dirs: list[Path]) -> str:
     parts = []
     side = transfer_table(run_dirs)
     if side:
-        parts += ["**Macro-F1 by protocol** (bold: the model `predict` uses, chosen by leave-one-document-out):", side]
+        parts += ["**Macro-F1 by protocol** (bold: the model `predict` uses, chosen by leave-one-document-out; "
+                  "its score as `predict` outputs it, with calibrated decisions, is in the line under the tables):", side]
     chosen = selection_lines(run_dirs)
     if chosen:
         parts += [chosen]

@@ -50,5 +50,6 @@ def describe(selection: dict) -> str:
     """One line: which model, by which number under which protocol."""
     ci = selection.get("ci") or [None, None]
     interval = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if None not in ci else ""
-    return (f"{selection['model']} ({selection['metric'].replace('_f1', '-F1').replace('_', ' ')} {selection['value']:.2f}{interval}, "
-            f"n={selection['n']}, {selection['protocol']})")
+    of = " of calibrated decisions" if selection.get("decisions") == "calibrated" else ""
+    return (f"{selection['model']} ({selection['metric'].replace('_f1', '-F1').replace('_', ' ')}{of} "
+            f"{selection['value']:.2f}{interval}, n={selection['n']}, {selection['protocol']})")
