@@ -456,7 +456,11 @@ def record_adjudication(
     adjudicator: str,
     adjudications: Path = paths.ADJUDICATIONS,
 ) -> dict[str, Any]:
-    """Validate and append one adjudication record; return it. Annotation files are not touched."""
+    """Validate and append one adjudication record; return it. Annotation files are not touched.
+
+    The adjudication file must read cleanly first (a torn last line is
+    allowed and dropped), or nothing is written.
+    """
     paragraph = _paragraph(paragraphs, paragraph_id)
     check_annotator_name(adjudicator)
     if stance not in codebook.stance_labels:
@@ -479,6 +483,11 @@ def record_adjudication(
         reason=reason.strip(),
         timestamp=now(),
     ).model_dump()
+    try:
+        # Read the file as ``corpus`` does: a bad line appended to would block gold at the next rebuild.
+        latest_adjudications(codebook, paragraphs, adjudications)
+    except UserError as exc:
+        raise UserError(f"{exc}; nothing was recorded: fix that line, then adjudicate again") from None
     append_jsonl(adjudications, record)
     return record
 

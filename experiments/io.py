@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,14 +20,19 @@ def read_jsonl(path: Path, torn_tail_ok: bool = False) -> Iterator[tuple[int, di
     """Yield ``(line_number, record)`` for each non-blank line of ``path``.
 
     With ``torn_tail_ok`` a last line that has no newline and is not valid
-    JSON (a write cut off by a crash) is skipped instead of refused.
+    JSON or not valid UTF-8 (a write cut off by a crash, perhaps inside a
+    multi-byte character) is skipped instead of refused.
     """
     try:
-        handle = open(path, encoding="utf-8")
+        # Undecodable bytes become lone surrogates, so the line that holds them can be named (or skipped).
+        handle = open(path, encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
     with handle:
         yield from jsonl_records(handle, str(path), torn_tail_ok)
+
+
+_UNDECODED = re.compile("[\udc80-\udcff]")
 
 
 def jsonl_records(handle, name: str, torn_tail_ok: bool = False) -> Iterator[tuple[int, dict]]:
@@ -36,17 +42,22 @@ def jsonl_records(handle, name: str, torn_tail_ok: bool = False) -> Iterator[tup
         for lineno, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
+            torn = torn_tail_ok and not line.endswith("\n")
+            if _UNDECODED.search(line):
+                if torn:
+                    return
+                raise UserError(f"{path}:{lineno}: not UTF-8 text; convert it to UTF-8, e.g. with iconv")
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                if torn_tail_ok and not line.endswith("\n"):
+                if torn:
                     return
                 raise UserError(f"{path}:{lineno}: not valid JSON ({exc.msg}); fix or remove that line") from None
             if not isinstance(record, dict):
                 raise UserError(f"{path}:{lineno}: expected a JSON object per line")
             yield lineno, record
     except UnicodeDecodeError:
-        # The decoder reads ahead in blocks, so the line it fails on is not known.
+        # A handle opened without surrogateescape: the decoder reads ahead in blocks, so the line is not known.
         raise UserError(f"{path}: not UTF-8 text; convert it to UTF-8, e.g. with iconv") from None
 
 
@@ -80,8 +91,9 @@ def append_jsonl(path: Path, *records: dict) -> None:
     The records go out in one ``write`` under an exclusive lock, so two
     processes appending to the same file never interleave their lines. If
     the file ends without a newline, its last line is either a whole record
-    (a hand edit; it gets its newline) or a write cut off by a crash, which
-    was never confirmed to anyone and is dropped, so the file stays readable.
+    (a hand edit; it gets its newline) or a write cut off by a crash (not
+    JSON, or not UTF-8 when cut inside a character), which was never
+    confirmed to anyone and is dropped, so the file stays readable.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = "".join(dumps(r) + "\n" for r in records).encode("utf-8")
@@ -92,9 +104,9 @@ def append_jsonl(path: Path, *records: dict) -> None:
         if size and os.pread(fd, 1, size - 1) != b"\n":
             start = _last_line_start(fd, size)
             try:
-                json.loads(os.pread(fd, size - start, start))
+                json.loads(os.pread(fd, size - start, start).decode("utf-8"))  # strict, as read_jsonl reads it
                 payload = b"\n" + payload
-            except ValueError:
+            except ValueError:  # UnicodeDecodeError included
                 os.ftruncate(fd, start)
         view = memoryview(payload)
         while view:

@@ -482,3 +482,64 @@ def test_interactive_refuses_a_bad_adjudicator_name_before_asking(codebook, para
     with pytest.raises(UserError):
         adjudicate_interactive(codebook, paragraphs, "", read, print, ann, adj)
     assert prompts == []
+
+
+# ----------------------------------------------------------------- adjudicate on the command line
+
+
+def adjudication_line(pid, stance="favor", frames=(), **change):
+    record = {"paragraph_id": pid, "hash": text_hash(TEXTS[pid][1]), "adjudicator": "chief", "stance": stance,
+              "frames": list(frames), "reason": "checked", "timestamp": "2026-01-02T00:00:00+00:00", **change}
+    return json.dumps({k: v for k, v in record.items() if v is not None}, ensure_ascii=False).encode() + b"\n"
+
+
+@pytest.fixture
+def data_dir(tmp_path, paragraphs, disagreeing):
+    """A data folder for ``--data``: the paragraphs, ana's and ben's files, and ``adjudications.jsonl``."""
+    (tmp_path / "paragraphs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in paragraphs.values()),
+                                               encoding="utf-8")
+    return tmp_path
+
+
+def adjudicate(data_dir, capsys, *extra) -> tuple[int, str]:
+    from experiments.cli import main
+
+    status = main(["adjudicate", "--adjudicator", "chief", "--paragraph", "p-01", "--take", "ana",
+                   "--reason", "ana is right", "--data", str(data_dir), *extra])
+    return status, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content, line, problem",
+    [
+        (adjudication_line("p-03") + b"{oops\n" + adjudication_line("p-02"), 2,
+         "not valid JSON (Expecting property name enclosed in double quotes); fix or remove that line"),
+        (adjudication_line("p-03", reason=None), 1, "reason: Field required"),
+        (adjudication_line("p-03") + adjudication_line("p-02", stance="maybe"), 2,
+         "unknown stance 'maybe'; use one of favor, against, neutral, none"),
+        (adjudication_line("p-03", reason="décidé").replace("é".encode(), b"\xe9") + adjudication_line("p-02"),
+         1, "not UTF-8 text; convert it to UTF-8, e.g. with iconv"),
+        (b"[1, 2]\n", 1, "expected a JSON object per line"),
+    ],
+    ids=["not-json", "no-reason", "unknown-stance", "latin-1", "not-an-object"],
+)
+def test_adjudicate_refuses_a_corrupt_adjudication_file_and_writes_nothing(data_dir, capsys, content, line, problem):
+    adj = data_dir / "adjudications.jsonl"
+    adj.write_bytes(content)
+    status, err = adjudicate(data_dir, capsys)
+    assert status == 2
+    assert err == f"error: {adj}:{line}: {problem}; nothing was recorded: fix that line, then adjudicate again\n"
+    assert adj.read_bytes() == content
+
+
+def test_adjudicate_drops_a_torn_last_line_and_appends(codebook, paragraphs, data_dir, capsys):
+    adj = data_dir / "adjudications.jsonl"
+    whole = adjudication_line("p-02", "neutral")
+    torn = adjudication_line("p-03", reason="یادداشت")
+    adj.write_bytes(whole + torn[:torn.rindex("ت".encode()) + 1])  # cut inside the last Persian letter
+    status, err = adjudicate(data_dir, capsys)
+    assert (status, err) == (0, "")
+    assert adj.read_bytes().startswith(whole)
+    assert decisions(adj) == [("p-02", "chief", "neutral", [], "checked"),
+                              ("p-01", "chief", "favor", ["humanitarian"], "ana is right")]
+    assert derive_gold(codebook, paragraphs, data_dir / "annotations", adj).unresolved == []

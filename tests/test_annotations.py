@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from experiments.annotations import derive_gold, label_stats, load_paragraphs
+from experiments.annotations import derive_gold, label_stats, load_paragraphs, read_annotations
 from experiments.corpus import text_hash
 from experiments.errors import UserError
+from experiments.io import append_jsonl
 
 TEXTS = {
     "a-001": ("a", "headline", "Strikes on Iran Condemned"),
@@ -204,6 +205,55 @@ def test_a_bad_adjudication_names_its_file_line(codebook, paragraphs, store, tmp
     with pytest.raises(UserError) as excinfo:
         derive_gold(codebook, paragraphs, ann, adj)
     assert str(excinfo.value) == f"{adj}:1: unknown stance 'maybe'; use one of favor, against, neutral, none"
+
+
+NOTE = "یادداشت"  # Persian "note"; two bytes a letter in UTF-8
+
+
+def cut_inside_last_character(record: dict) -> bytes:
+    """What a kill during the write of ``record`` leaves: its line up to one byte into the note's last letter."""
+    line = json.dumps(record, ensure_ascii=False).encode("utf-8")
+    return line[:line.rindex(NOTE.encode("utf-8")) + len(NOTE.encode("utf-8")) - 1]
+
+
+def test_a_paragraph_cut_inside_a_persian_character_is_ignored_until_the_next_append_drops_it(paragraphs, tmp_path):
+    path = tmp_path / "paragraphs.jsonl"
+    whole = "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in paragraphs.values()).encode("utf-8")
+    new = {"id": "c-001", "doc_id": "c", "kind": "body", "text": NOTE, "hash": text_hash(NOTE)}
+    path.write_bytes(whole + cut_inside_last_character(new))
+    assert load_paragraphs(path) == paragraphs
+
+    append_jsonl(path, new)
+    assert path.read_bytes() == whole + json.dumps(new, ensure_ascii=False).encode("utf-8") + b"\n"
+    assert load_paragraphs(path) == {**paragraphs, "c-001": new}
+
+
+def test_an_annotation_cut_inside_a_persian_note_is_ignored_until_the_next_append_drops_it(codebook, paragraphs, store):
+    ann, adj = store({"lead.jsonl": [record("a-001", stance="against")]})
+    path = ann / "lead.jsonl"
+    whole = path.read_bytes()
+    with open(path, "ab") as handle:
+        handle.write(cut_inside_last_character(record("a-002", stance="favor", note=NOTE)))
+    assert [(where, r.paragraph_id) for where, r in read_annotations(path, paragraphs, codebook)] == [
+        (f"{path}:1", "a-001")]
+
+    append_jsonl(path, record("a-002", stance="favor", note=NOTE))
+    assert path.read_bytes() == whole + json.dumps(record("a-002", stance="favor", note=NOTE),
+                                                   ensure_ascii=False).encode("utf-8") + b"\n"
+    [(_, second)] = read_annotations(path, paragraphs, codebook)[1:]
+    assert (second.paragraph_id, second.stance, second.note) == ("a-002", "favor", NOTE)
+    assert {g["id"]: g["stance"] for g in derive_gold(codebook, paragraphs, ann, adj).gold} == {
+        "a-001": "against", "a-002": "favor"}
+
+
+def test_bytes_that_are_not_utf8_before_the_last_line_name_the_file_and_line(paragraphs, tmp_path):
+    path = tmp_path / "paragraphs.jsonl"
+    lines = [json.dumps(p).encode() for p in paragraphs.values()]
+    lines[1] = lines[1].replace(b"union", b"uni\xf3n")  # a Latin-1 accent
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(UserError) as excinfo:
+        load_paragraphs(path)
+    assert str(excinfo.value) == f"{path}:2: not UTF-8 text; convert it to UTF-8, e.g. with iconv"
 
 
 def test_label_stats_has_a_row_per_document_and_an_all_row(codebook, paragraphs, store):

@@ -49,7 +49,7 @@ def session(data, codebook) -> Session:
 
 @pytest.fixture
 def client(session) -> TestClient:
-    return TestClient(create_app(session))
+    return TestClient(create_app(session, hosts=["testserver"]))
 
 
 def records(session: Session) -> list[dict]:
@@ -146,12 +146,12 @@ def test_state_label_skip_undo_round_trip(client, session):
     assert skipped.json()["paragraph"]["id"] == "d1-003"
     assert skipped.json()["progress"] == {"done": 1, "skipped": 1, "left": 3, "total": 5}
 
-    undone = client.post("/api/undo")
+    undone = client.post("/api/undo", json={})
     assert undone.status_code == 200
     body = undone.json()
     assert body["paragraph"]["id"] == "d1-002" and body["paragraph"]["previous"] is None
     assert body["progress"] == {"done": 1, "skipped": 0, "left": 4, "total": 5}
-    undone = client.post("/api/undo")
+    undone = client.post("/api/undo", json={})
     assert undone.json()["paragraph"]["id"] == "d1-001"
     assert undone.json()["paragraph"]["previous"] == {"stance": "against", "frames": ["humanitarian", "security"],
                                                       "note": "strikes"}
@@ -209,7 +209,7 @@ def test_a_body_that_is_not_json_is_refused(client, session):
         ("/api/label", {"paragraph_id": "d1-001", "hash": HASH["d1-001"], "stance": "none", "frames": ["weather"]},
          "unknown frame 'weather'; use any of humanitarian, security, sovereignty, regime_legitimacy, resistance, "
          "gender, economic"),
-        ("/api/undo", None, "nothing to undo"),
+        ("/api/undo", {}, "nothing to undo"),
     ],
 )
 def test_user_errors_are_400_with_the_exact_detail(client, session, route, body, detail):

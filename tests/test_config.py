@@ -40,7 +40,7 @@ def test_an_unknown_nested_key_names_its_key_path(write_config):
 
 def test_an_unknown_key_inside_a_model_entry_names_its_index(write_config):
     path = write_config("typo", "models:\n  - name: majority\n    parms: {}\n")
-    assert _error(path) == f"{path}: models.0.parms: unknown key; valid keys here: name, label, params"
+    assert _error(path) == f"{path}: models.0.parms: unknown key; valid keys here: name, label, params, auxiliary"
 
 
 def test_a_wrong_literal_value_names_the_key_path_and_the_choices(write_config):

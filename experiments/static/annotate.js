@@ -164,7 +164,7 @@ function skip() {
 }
 
 function undo() {
-  if (state && state.can_undo) act("/api/undo", null, "Undone: the paragraph is back");
+  if (state && state.can_undo) act("/api/undo", {}, "Undone: the paragraph is back");
 }
 
 function renderCodebook() {
