@@ -381,9 +381,14 @@ def plot_images(run_dirs: list[Path], stem: str, alt: str, root: Path = paths.RO
     return "\n\n".join(out)
 
 
+def _saves_models(run_dir: Path) -> bool:
+    config = run_dir / "config.yaml"
+    return config.is_file() and bool((yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("final_fit"))
+
+
 def transfer_table(run_dirs: list[Path]) -> str:
     """Per task, every model's macro-F1 under each run's protocol side by side (models in more than one run)."""
-    runs = [_read(d)[0] for d in run_dirs]
+    runs = [{**_read(d)[0], "saves_models": _saves_models(d)} for d in run_dirs]
     tables = []
     for task in ("stance", "frames"):
         present = [m for m in runs if task in m["tasks"]]
@@ -400,17 +405,20 @@ def transfer_table(run_dirs: list[Path]) -> str:
                 result = info["models"].get(model)
                 cell = fmt(result["metrics"]["macro_f1"]) if result else "—"
                 chosen = info.get("selection") or {}
-                cells.append(f"**{cell}**" if chosen.get("model") == model and chosen.get("transfer") else cell)
+                used = chosen.get("model") == model and chosen.get("transfer") and m["saves_models"]
+                cells.append(f"**{cell}**" if used else cell)
             lines.append("| " + " | ".join([model, *cells]) + " |")
         tables.append("\n".join(lines))
     return "\n\n".join(tables)
 
 
 def selection_lines(run_dirs: list[Path]) -> str:
-    """One line per run and task: the model chosen for new text and the number that chose it."""
+    """One line per run that saves models and task: the model chosen for new text and the number that chose it."""
     out = []
     for run_dir in run_dirs:
         metrics, _ = _read(run_dir)
+        if not _saves_models(run_dir):
+            continue  # a run that saves no models is never what predict reads
         for task, info in metrics["tasks"].items():
             chosen = info.get("selection")
             if chosen and chosen.get("transfer"):

@@ -378,7 +378,12 @@ def test_the_readme_puts_each_protocol_side_by_side_and_names_the_model_predict_
     info["selection"] = {"model": "tfidf_svm", "metric": "macro_f1", "value": 0.31, "ci": [0.2, 0.4], "n": 60,
                          "protocol": "lodo", "transfer": True}
     (lodo / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    unsaved = readme_results([lodo, run])  # a run without final_fit saves no models: predict never reads it
+    assert ": `predict` uses" not in unsaved and "| tfidf_svm | **" not in unsaved
+    config = yaml.safe_load((lodo / "config.yaml").read_text(encoding="utf-8")) or {}
+    (lodo / "config.yaml").write_text(yaml.safe_dump({**config, "final_fit": True}), encoding="utf-8")
     section = readme_results([lodo, run])
-    svm = [line for line in section.splitlines() if line.startswith("| tfidf_svm |")]
+    stance_table = section.split("| frames |")[0]
+    svm = [line for line in stance_table.splitlines() if line.startswith("| tfidf_svm |")]
     assert len(svm) == 1 and svm[0].count("**") == 2  # both protocols' scores, the lodo one bold: predict uses it
     assert "- lodo_run, stance: `predict` uses **tfidf_svm (macro-F1 0.31 [0.20, 0.40], n=60, lodo)**." in section
