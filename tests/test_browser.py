@@ -191,3 +191,46 @@ def test_label_undo_reload_and_a_killed_server_lose_nothing(workspace):
         ("parliament-005", "label", "none", []),
     ]
     assert all(r["annotator"] == "tester" for r in saved)
+
+
+def test_enter_in_a_note_saves_it_and_hands_the_keys_back(workspace):
+    url = workspace.start()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]")
+
+        def moved_on(before: str) -> None:
+            page.wait_for_selector(f"#text:not([data-id={json.dumps(before)}])")
+
+        first = page.get_attribute("#text", "data-id")
+        page.keyboard.press("2")
+        page.keyboard.press("n")
+        page.keyboard.type("unsure")
+        page.keyboard.press("Enter")  # saves the note with the label and leaves the field
+        moved_on(first)
+        assert page.evaluate("document.activeElement.id") != "note"
+        second = page.get_attribute("#text", "data-id")
+        page.keyboard.press(" ")  # skips, instead of typing a space into the next note
+        moved_on(second)
+        third = page.get_attribute("#text", "data-id")
+        page.keyboard.press("4")
+        page.keyboard.press("Enter")
+        moved_on(third)
+        page.keyboard.press("Backspace")  # undoes, instead of deleting a character of a note
+        page.wait_for_selector(f"#text[data-id={json.dumps(third)}]")
+        page.keyboard.press("?")  # opens the codebook, instead of typing a question mark
+        page.wait_for_selector("#codebook:not([hidden])")
+        assert page.input_value("#note") == ""
+        browser.close()
+
+    assert [(r["paragraph_id"], r["action"], r.get("stance"), r.get("note", "")) for r in records(workspace)] == [
+        ("parliament-001", "label", "against", "unsure"),
+        ("parliament-002", "skip", None, ""),
+        ("parliament-003", "label", "none", ""),
+        ("parliament-003", "undo", None, ""),
+    ]

@@ -120,6 +120,7 @@ function render(next) {
   $("after").hidden = !p.after;
   const start = p.previous || p.suggestion || null;
   selection = { stance: start ? start.stance || null : null, frames: new Set(start ? start.frames || [] : []) };
+  if (document.activeElement === $("note")) $("note").blur();  // a new paragraph never starts inside the note
   $("note").value = p.previous ? p.previous.note || "" : "";
   const info = $("suggest-info");
   if (p.previous) {
@@ -205,7 +206,8 @@ function onKey(event) {
     return;
   }
   if (inNote) {
-    if (event.key === "Enter") { event.preventDefault(); accept(); }
+    // Enter saves the note with the decision and leaves the field, so the next keys label again.
+    if (event.key === "Enter") { event.preventDefault(); $("note").blur(); accept(); }
     else if (event.key === "Escape") { $("note").blur(); }
     return;
   }
