@@ -172,8 +172,7 @@ def calibration_report(task: str, proba: np.ndarray, gold: np.ndarray, groups: n
             continue
         fold_params = fit(task, proba[~held], gold[~held], min_positives)
         crossfit[held] = apply(task, proba[held], fold_params)
-    raw = apply(task, proba, None if task == "stance" else {"thresholds": [0.5] * proba.shape[1], "slope": 1.0})
-    conf_raw, right_raw = confidence(task, raw), correct(task, raw, gold)
+    conf_raw, right_raw = confidence(task, proba), correct(task, proba, gold)  # the model's own scores, frames at 0.5
     conf_cal, right_cal = confidence(task, crossfit), correct(task, crossfit, gold)
     decided = crossfit.argmax(axis=1) if task == "stance" else (crossfit >= 0.5).astype(int)
     if score is None:

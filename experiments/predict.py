@@ -331,15 +331,12 @@ def predict_files(
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
             partial.write_bytes(b"")
-            if queue_partial is not None:
-                queue_partial.parent.mkdir(parents=True, exist_ok=True)
-                queue_partial.write_bytes(b"")
         sink = open(partial, "ab")
     else:
         sink = stream or sys.stdout
-        if queue_partial is not None:
-            queue_partial.parent.mkdir(parents=True, exist_ok=True)
-            queue_partial.write_bytes(b"")
+    if queue_partial is not None and not done:  # a resumed run keeps the queue it truncated above
+        queue_partial.parent.mkdir(parents=True, exist_ok=True)
+        queue_partial.write_bytes(b"")
     queue = open(queue_partial, "ab") if queue_partial is not None else None
     bar = tqdm(total=total, initial=done, unit="para", desc="predict", disable=not progress, dynamic_ncols=True)
     try:

@@ -252,6 +252,11 @@ def summary_markdown(run_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _accuracy_at(c: dict) -> dict[float, float]:
+    """A calibration entry's coverage curve as {share kept: accuracy}."""
+    return {p["coverage"]: p["accuracy"] for p in c.get("coverage", [])}
+
+
 def _calibrated(c: dict) -> str:
     """The calibrated macro-F1 of a calibration entry with its CI, or a dash for runs made before it existed."""
     found = c.get("calibrated_macro_f1")
@@ -268,7 +273,7 @@ def _summary_selection(info: dict) -> list[str]:
                   "| model | ECE before | ECE after | calibrated macro-F1 | accuracy, top 50% | accuracy, all |",
                   "|---|---|---|---|---|---|"]
         for model, c in info["calibration"].items():
-            at = {p["coverage"]: p["accuracy"] for p in c["coverage"]}
+            at = _accuracy_at(c)
             lines.append(f"| {model} | {c['ece_uncalibrated']:.3f} | {c['ece_calibrated']:.3f} | "
                          f"{_calibrated(c)} | "
                          f"{_f2(at[0.5]) if 0.5 in at else '—'} | {_f2(at[1.0]) if 1.0 in at else '—'} |")
@@ -423,7 +428,7 @@ def selection_lines(run_dirs: list[Path]) -> str:
             chosen = info.get("selection")
             if chosen and chosen.get("transfer"):
                 c = info.get("calibration", {}).get(chosen["model"], {})
-                at = {p["coverage"]: p["accuracy"] for p in c.get("coverage", [])}
+                at = _accuracy_at(c)
                 extra = (f"; calibrated on other documents, ECE {c['ece_uncalibrated']:.2f} → {c['ece_calibrated']:.2f}, "
                          f"accuracy of its most confident half {at[0.5]:.2f} vs {at[1.0]:.2f} overall") if 0.5 in at else ""
                 out.append(f"- {metrics['config']}, {task}: `predict` uses **{describe_selection(chosen)}**{extra}.")
@@ -771,7 +776,7 @@ def _confidence(runs: list[Run]) -> list:
             points = (0.2, 0.5, 1.0)
             rows = []
             for model, c in info["calibration"].items():
-                at = {p["coverage"]: p["accuracy"] for p in c["coverage"]}
+                at = _accuracy_at(c)
                 rows.append([strong(model) if chosen and chosen["model"] == model else model,
                              f"{c['ece_uncalibrated']:.3f}", f"{c['ece_calibrated']:.3f}",
                              _calibrated(c),

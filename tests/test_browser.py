@@ -101,13 +101,18 @@ def records(server: Server) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def launch(playwright):
+    """Debian's chromium, headless, with no background connections (this machine's network is closed)."""
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+
+
 def test_label_undo_reload_and_a_killed_server_lose_nothing(workspace):
     url = workspace.start()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
 
         def open_page(address: str) -> None:
@@ -196,10 +201,7 @@ def test_label_undo_reload_and_a_killed_server_lose_nothing(workspace):
 def test_enter_in_a_note_saves_it_and_hands_the_keys_back(workspace):
     url = workspace.start()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(url)
         page.wait_for_selector("body[data-ready=true]")
