@@ -7,6 +7,19 @@ annotators, the stance confusion matrix per pair, and the list of paragraphs
 on which annotators disagree. ``format_agreement`` and ``report_json`` render
 that report for a terminal or as JSON.
 
+Anchoring: the annotation app can hide the model's suggestion on a share of
+paragraphs (blind items; ``annotate --suggest RUN_DIR --blind 0.2``). Each
+record then says whether the suggestion was shown (``suggested``) or hidden
+(``blind``); a record without a suggestion is in neither condition. The report
+compares every annotator's standing labels with what the model said, separately
+for suggested and blind items (``Anchoring``): the share of equal stances with
+a 95% Wilson interval, the share of equal frame sets and Cohen's kappa on
+stance. Suggested minus blind stance agreement, with Newcombe's interval, is
+the anchoring estimate: how much more often annotators side with the model when
+they see it. Each pair's agreement is also split by what the two annotators saw
+(both blind, both suggested, mixed), to show whether shared suggestions inflate
+inter-annotator agreement.
+
 A disagreement is settled by an adjudication record appended to
 ``data/adjudications.jsonl`` (``record_adjudication``, or interactively with
 ``adjudicate_interactive``); ``annotations.derive_gold`` then takes the
@@ -29,12 +42,15 @@ from typing import Any, Callable
 
 import krippendorff
 import numpy as np
+from scipy.stats import binomtest
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 from experiments import paths
 from experiments.annotations import (
     Adjudication,
     Annotation,
+    Span,
+    check_spans,
     check_annotator_name,
     latest_adjudications,
     latest_labels,
@@ -45,10 +61,23 @@ from experiments.errors import UserError
 from experiments.io import append_jsonl
 
 START_HINT = "agreement needs two — start the app with --annotator NAME"
+BLIND_HINT = "python -m experiments annotate --suggest RUN_DIR --blind 0.2"
+SUGGESTED, BLIND = "suggested", "blind"
+# What the two annotators of a pair saw on a paragraph both labelled with a model suggestion recorded.
+PAIR_CONDITIONS = {"both_blind": "both blind", "both_suggested": "both suggested", "mixed": "mixed"}
 WRAP = 100
 
 
 # --------------------------------------------------------------------------- report
+
+
+@dataclass
+class ConditionAgreement:
+    """Stance agreement of a pair on the paragraphs where both saw the same kind of item (see ``PAIR_CONDITIONS``)."""
+
+    n: int
+    stance_agreement: float | None  # share of the n paragraphs with the same stance, 0..1
+    stance_kappa: float | None
 
 
 @dataclass
@@ -62,6 +91,33 @@ class PairAgreement:
     stance_agreement: float | None  # share of the n paragraphs with the same stance, 0..1
     frame_kappa: dict[str, float | None]
     confusion: list[list[int]]  # rows: a's stance, columns: b's stance, in codebook order
+    # The same paragraphs split by what the two saw: keys of PAIR_CONDITIONS. Paragraphs where
+    # either record has no model suggestion are in none of them.
+    by_condition: dict[str, ConditionAgreement] = field(default_factory=dict)
+
+
+@dataclass
+class ModelAgreement:
+    """One annotator's standing labels against the model's suggestion, in one condition (suggested or blind)."""
+
+    n: int  # standing labels in this condition whose suggestion records a stance
+    stance_matches: int
+    stance_agreement: float | None  # stance_matches / n
+    stance_ci: list[float] | None  # 95% Wilson score interval of stance_agreement
+    frames_agreement: float | None  # share with exactly the model's frame set
+    stance_kappa: float | None  # Cohen's kappa, annotator vs model, on stance
+
+
+@dataclass
+class Anchoring:
+    """Agreement with the model when its suggestion was shown vs hidden, for one annotator."""
+
+    annotator: str
+    suggested: ModelAgreement
+    blind: ModelAgreement
+    difference: float | None  # suggested minus blind stance agreement: the anchoring estimate
+    difference_ci: list[float] | None  # 95% Newcombe hybrid score interval
+    summary: str  # one plain-language line
 
 
 @dataclass
@@ -99,6 +155,8 @@ class AgreementReport:
     # how many of those kept the suggestion unchanged (a check on anchoring).
     suggested: dict[str, int] = field(default_factory=dict)
     accepted: dict[str, int] = field(default_factory=dict)
+    # Per annotator with at least one model suggestion recorded: agreement with the model, suggested vs blind.
+    anchoring: list[Anchoring] = field(default_factory=list)
 
     @property
     def message(self) -> str | None:
@@ -133,6 +191,117 @@ def kappa(a: list, b: list) -> float | None:
         warnings.simplefilter("ignore")
         value = float(cohen_kappa_score(a, b))
     return None if math.isnan(value) else round(value, 12)
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> list[float] | None:
+    """Wilson score interval for a proportion ``successes / n``; ``None`` when ``n`` is 0.
+
+    Wilson (1927), JASA 22:209-212; method 3 in Newcombe (1998), Statistics in
+    Medicine 17:857-872, whose example 81/263 gives 0.2553 to 0.3662. Computed by
+    ``scipy.stats.binomtest(...).proportion_ci(method="wilson")``.
+
+    >>> [round(x, 4) for x in wilson_interval(81, 263)]
+    [0.2553, 0.3662]
+    >>> wilson_interval(0, 0) is None
+    True
+    """
+    if n == 0:
+        return None
+    ci = binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return [float(ci.low), float(ci.high)]
+
+
+def newcombe_interval(x1: int, n1: int, x2: int, n2: int, confidence: float = 0.95) -> list[float] | None:
+    """Interval for the difference of two independent proportions ``x1/n1 - x2/n2``; ``None`` if either n is 0.
+
+    Newcombe's hybrid score interval, method 10 of Newcombe (1998), "Interval
+    estimation for the difference between independent proportions: comparison of
+    eleven methods", Statistics in Medicine 17:873-890. With ``d = p1 - p2`` and
+    Wilson intervals ``[l1, u1]``, ``[l2, u2]`` of each proportion::
+
+        lower = d - sqrt((p1 - l1)**2 + (u2 - p2)**2)
+        upper = d + sqrt((u1 - p1)**2 + (p2 - l2)**2)
+
+    The paper's example (a), 56/70 - 48/80, gives 0.0524 to 0.3339:
+
+    >>> [round(x, 4) for x in newcombe_interval(56, 70, 48, 80)]
+    [0.0524, 0.3339]
+    """
+    first, second = wilson_interval(x1, n1, confidence), wilson_interval(x2, n2, confidence)
+    if first is None or second is None:
+        return None
+    (l1, u1), (l2, u2) = first, second
+    p1, p2 = x1 / n1, x2 / n2
+    d = p1 - p2
+    return [d - math.hypot(p1 - l1, u2 - p2), d + math.hypot(u1 - p1, p2 - l2)]
+
+
+def condition(record: Annotation) -> str | None:
+    """``"blind"`` (suggestion recorded but hidden), ``"suggested"`` (shown) or ``None`` (no model suggestion)."""
+    if record.suggestion is None:
+        return None
+    return BLIND if record.blind else SUGGESTED
+
+
+def _model_agreement(records: list[Annotation]) -> ModelAgreement:
+    """Compare standing labels with their recorded suggestions; a suggestion without a stance is left out."""
+    records = [r for r in records if (r.suggestion or {}).get("stance") is not None]
+    mine = [r.stance for r in records]
+    model = [r.suggestion["stance"] for r in records]
+    n = len(records)
+    matches = sum(x == y for x, y in zip(mine, model))
+    frames = sum(set(r.frames) == set(r.suggestion.get("frames") or []) for r in records)
+    return ModelAgreement(
+        n=n,
+        stance_matches=matches,
+        stance_agreement=matches / n if n else None,
+        stance_ci=wilson_interval(matches, n),
+        frames_agreement=frames / n if n else None,
+        stance_kappa=kappa(mine, model),
+    )
+
+
+def _points(value: float) -> str:
+    return f"{100 * value + 0.0:.1f}"
+
+
+def _anchoring_summary(name: str, shown: ModelAgreement, hidden: ModelAgreement,
+                       difference: float | None, ci: list[float] | None) -> str:
+    counts = f"(n={shown.n} suggested, {hidden.n} blind)"
+    if not hidden.n:
+        return (f"{name} has no blind items {counts}, so anchoring cannot be estimated; hide the suggestion "
+                f"on a share of paragraphs with `{BLIND_HINT}`")
+    if not shown.n:
+        return f"{name} has no items with the suggestion shown {counts}; the difference is n/a"
+    assert difference is not None and ci is not None
+    if round(100 * difference, 1) == 0:
+        how = "equally often whether or not they see its suggestion"
+    else:
+        how = (f"{_points(abs(difference))} percentage points {'more' if difference > 0 else 'less'} often "
+               "when they see its suggestion")
+    verdict = "excludes 0" if ci[0] > 0 or ci[1] < 0 else "includes 0, so no clear sign of anchoring"
+    return (f"{name} agrees with the model's stance {how} {counts}; the difference's 95% CI is "
+            f"[{_points(ci[0])}, {_points(ci[1])}] points, which {verdict}")
+
+
+def _anchoring(name: str, records: list[Annotation]) -> Anchoring:
+    shown = _model_agreement([r for r in records if condition(r) == SUGGESTED])
+    hidden = _model_agreement([r for r in records if condition(r) == BLIND])
+    if shown.n and hidden.n:
+        difference = shown.stance_agreement - hidden.stance_agreement
+        ci = newcombe_interval(shown.stance_matches, shown.n, hidden.stance_matches, hidden.n)
+    else:
+        difference, ci = None, None
+    return Anchoring(name, shown, hidden, difference, ci, _anchoring_summary(name, shown, hidden, difference, ci))
+
+
+def _pair_condition(a: Annotation, b: Annotation) -> str | None:
+    ca, cb = condition(a), condition(b)
+    if ca is None or cb is None:
+        return None
+    if ca == cb:
+        return f"both_{ca}"
+    return "mixed"
 
 
 def alpha_nominal(rows: list[list[float]]) -> float | None:
@@ -180,9 +349,14 @@ def compute_agreement(
     accepted = {name: 0 for name in annotators}
     for by in latest.values():
         for name, record in by.items():
-            if record.suggestion is not None:
+            if condition(record) == SUGGESTED:
                 suggested[name] += 1
                 accepted[name] += bool(record.accepted_suggestion)
+    anchoring = []
+    for name in annotators:
+        records = [by[name] for by in latest.values() if name in by]
+        if any(condition(r) is not None for r in records):
+            anchoring.append(_anchoring(name, records))
 
     pairs = []
     for a, b in itertools.combinations(annotators, 2):
@@ -198,7 +372,15 @@ def compute_agreement(
             f: kappa([int(f in by[a].frames) for by in common], [int(f in by[b].frames) for by in common])
             for f in frames
         }
-        pairs.append(PairAgreement(a, b, len(common), kappa(sa, sb), share, frame_kappa, matrix))
+        by_condition = {}
+        for key in PAIR_CONDITIONS:
+            xs = [(by[a].stance, by[b].stance) for by in common if _pair_condition(by[a], by[b]) == key]
+            by_condition[key] = ConditionAgreement(
+                n=len(xs),
+                stance_agreement=sum(x == y for x, y in xs) / len(xs) if xs else None,
+                stance_kappa=kappa([x for x, _ in xs], [y for _, y in xs]),
+            )
+        pairs.append(PairAgreement(a, b, len(common), kappa(sa, sb), share, frame_kappa, matrix, by_condition))
 
     shared = [by for by in latest.values() if len(by) >= 2]
     index = {s: i for i, s in enumerate(stances)}
@@ -243,6 +425,7 @@ def compute_agreement(
         pairs=pairs,
         suggested=suggested,
         accepted=accepted,
+        anchoring=anchoring,
         alpha=alpha,
         disagreements=disagreements,
         stale=stale,
@@ -276,12 +459,12 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def _table(header: list[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
-    """Left-align the first column, right-align the others."""
+def _table(header: list[str], rows: list[list[str]], indent: str = "  ", left: int = 1) -> list[str]:
+    """Left-align the first ``left`` column(s), right-align the others."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def fmt(row: list[str]) -> str:
-        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        cells = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
         return (indent + "  ".join(cells)).rstrip()
 
     return [fmt(header), indent + "-" * (sum(widths) + 2 * (len(widths) - 1)), *map(fmt, rows)]
@@ -298,6 +481,54 @@ def describe_labels(stance: str, frames: list[str]) -> str:
 
 def _wrap(text: str, indent: str = "    ") -> list[str]:
     return textwrap.wrap(" ".join(text.split()), width=WRAP, initial_indent=indent, subsequent_indent=indent) or [indent]
+
+
+def _interval(ci: list[float] | None) -> str:
+    """``[51.0, 100.0]`` in percent, or ``n/a``."""
+    return "n/a" if ci is None else f"[{_points(ci[0])}, {_points(ci[1])}]"
+
+
+def _wrap_keeping_code(text: str) -> list[str]:
+    """Wrap with a hanging indent, never breaking inside a `command`, so it can be copied whole.
+
+    >>> _wrap_keeping_code("run " + "word " * 18 + "`annotate --blind 0.2` now")[-1]
+    '    `annotate --blind 0.2` now'
+    """
+    keep = "\N{NO-BREAK SPACE}"  # not a place textwrap breaks at
+    parts = text.split("`")
+    text = "`".join(part.replace(" ", keep) if i % 2 else part for i, part in enumerate(parts))
+    return [line.replace(keep, " ") for line in
+            textwrap.wrap(text, width=WRAP, initial_indent="  ", subsequent_indent="    ", break_long_words=False)]
+
+
+def _model_lines(report: AgreementReport) -> list[str]:
+    """Agreement with the model, suggested vs blind, per annotator, and the anchoring estimate."""
+    if not report.anchoring:
+        return ["", "agreement with the model: n/a, no standing label records a model suggestion",
+                f"  to measure anchoring, start the app with `{BLIND_HINT}`"]
+    out = ["", "agreement with the model: suggested = suggestion shown, blind = hidden (95% CI in %)"]
+    rows = []
+    for item in report.anchoring:
+        for label, m in ((SUGGESTED, item.suggested), (BLIND, item.blind)):
+            rows.append([item.annotator, label, str(m.n), _pct(m.stance_agreement), _interval(m.stance_ci),
+                         _pct(m.frames_agreement), _num(m.stance_kappa)])
+    out += _table(["annotator", "condition", "n", "stance %", "95% CI", "frames %", "stance κ"], rows, left=2)
+    for item in report.anchoring:
+        out += _wrap_keeping_code(item.summary)
+    return out
+
+
+def _condition_lines(compared: list[PairAgreement]) -> list[str]:
+    """Each pair's stance agreement split by what the two annotators saw."""
+    if not any(c.n for p in compared for c in p.by_condition.values()):
+        return ["", "stance agreement by what the pair saw: n/a, no paragraph in common has a model suggestion "
+                    "recorded for both"]
+    out = ["", "stance agreement by what the pair saw (shared suggestions can inflate agreement)"]
+    rows = [
+        [f"{p.a} / {p.b}", PAIR_CONDITIONS[key], str(c.n), _num(c.stance_kappa), _pct(c.stance_agreement)]
+        for p in compared for key, c in p.by_condition.items()
+    ]
+    return out + _table(["pair", "condition", "n", "stance κ", "stance %"], rows, left=2)
 
 
 def format_agreement(report: AgreementReport, codebook: Codebook | None = None) -> str:
@@ -319,6 +550,8 @@ def format_agreement(report: AgreementReport, codebook: Codebook | None = None) 
         )
     if report.stale:
         out.append(f"{len(report.stale)} stale annotation(s) ignored (the paragraph text changed since)")
+    if report.annotators:
+        out += _model_lines(report)
     if report.message:
         out.append(report.message)
         return "\n".join(out)
@@ -335,6 +568,7 @@ def format_agreement(report: AgreementReport, codebook: Codebook | None = None) 
     out += _table(header, rows)
     if apart:
         out.append(f"  no paragraph in common: {', '.join(apart)}")
+    out += _condition_lines(compared)
 
     out += ["", f"Krippendorff's alpha (nominal), all annotators, n = {report.alpha.n} paragraph(s)"]
     out += _table(
@@ -455,6 +689,7 @@ def record_adjudication(
     reason: str,
     adjudicator: str,
     adjudications: Path = paths.ADJUDICATIONS,
+    rationales: list[Span] | None = None,
 ) -> dict[str, Any]:
     """Validate and append one adjudication record; return it. Annotation files are not touched.
 
@@ -481,8 +716,11 @@ def record_adjudication(
         stance=stance,
         frames=_ordered(frames, codebook.frame_labels),
         reason=reason.strip(),
+        rationales=rationales or [],
         timestamp=now(),
     ).model_dump()
+    if rationales:
+        check_spans(paragraph_id, rationales, paragraph["text"], codebook)
     try:
         # Read the file as ``corpus`` does: a bad line appended to would block gold at the next rebuild.
         latest_adjudications(codebook, paragraphs, adjudications)

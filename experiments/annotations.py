@@ -50,6 +50,67 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+class Span(BaseModel):
+    """Words of a paragraph that justify a label: character offsets into its text and the quoted text.
+
+    ``label`` is ``stance`` (the span supports the stance) or a frame name.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: int = Field(ge=0)
+    end: int = Field(gt=0)
+    text: str = Field(min_length=1)
+    label: str = "stance"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Span":
+        if self.end <= self.start or self.end - self.start != len(self.text):
+            raise ValueError("a rationale span needs start < end and end - start == len(text)")
+        return self
+
+
+def check_spans(where: str, spans: list[Span], text: str, codebook: Codebook) -> None:
+    """Refuse a rationale span that does not quote the paragraph at its offsets or names an unknown label."""
+    for span in spans:
+        if text[span.start:span.end] != span.text:
+            raise UserError(f"{where}: rationale {span.text[:40]!r} is not the paragraph's text at "
+                            f"{span.start}-{span.end}; select the words again")
+        if span.label != "stance" and span.label not in codebook.frame_labels:
+            raise UserError(f"{where}: rationale label {span.label!r} is neither 'stance' nor a frame "
+                            f"({', '.join(codebook.frame_labels)})")
+
+
+QUOTE = re.compile(r'"([^"]+)"(?:\s*\(([a-z_]+)\))?')
+
+
+def quoted_spans(rationale: str, text: str, frames: list[str]) -> list[Span]:
+    """Spans for the quotes of a written rationale that appear word for word in the paragraph.
+
+    Quotes before ``frames:`` support the stance; a quote after it supports
+    the frame named in brackets just after it. A quote with ``...`` is
+    matched piece by piece. Quotes that are not in the text are left out.
+
+    >>> [(s.text, s.label) for s in quoted_spans('stance favor: "calls for"; frames: "the bombs" (security)',
+    ...                                          "Many calls for help as the bombs fell.", ["security"])]
+    [('calls for', 'stance'), ('the bombs', 'security')]
+    """
+    spans: list[Span] = []
+    split = rationale.find("frames:")
+    for match in QUOTE.finditer(rationale):
+        if split >= 0 and match.start() > split:
+            label = match.group(2)
+            if label not in frames:
+                continue
+        else:
+            label = "stance"
+        for piece in (p.strip() for p in match.group(1).split("...")):
+            start = text.find(piece) if piece else -1
+            if start >= 0 and not any(s.start == start and s.label == label for s in spans):
+                spans.append(Span(start=start, end=start + len(piece), text=piece, label=label))
+    return spans
+
+
 class Annotation(BaseModel):
     """One decision by one annotator about one paragraph: a label, a skip or an undo."""
 
@@ -62,8 +123,13 @@ class Annotation(BaseModel):
     stance: str | None = None
     frames: list[str] = []
     rationale: str = ""
+    # Selected words that justify the labels (offsets into the paragraph's text).
+    rationales: list[Span] = []
     note: str = ""
     timestamp: str
+    # True when the model's suggestion was hidden from the annotator (a blind
+    # item): ``suggestion`` then records what the model said, unseen.
+    blind: bool | None = None
     # What the model proposed (run, models, labels, probabilities) and
     # whether the saved labels are exactly that proposal.
     suggestion: dict[str, Any] | None = None
@@ -90,6 +156,7 @@ class Adjudication(BaseModel):
     stance: str
     frames: list[str]
     reason: str = Field(min_length=1)
+    rationales: list[Span] = []
     timestamp: str
 
 
@@ -157,6 +224,8 @@ def _read_records(path: Path, model: type[BaseModel], paragraphs: dict, codebook
                 "fix the id or run `python -m experiments corpus`"
             )
         _check_labels(where, record.stance, record.frames, codebook)
+        if getattr(record, "rationales", None):
+            check_spans(where, record.rationales, paragraphs[record.paragraph_id]["text"], codebook)
         out.append((where, record))
     return out
 
@@ -237,6 +306,14 @@ def derive_gold(
                 continue
             final = next(iter(by_annotator.values()))
             source = "single" if len(by_annotator) == 1 else "agreed"
+        # The rationale of whoever holds the gold labels: the adjudicator's spans, else those of every
+        # annotator whose labels are the gold ones; a written rationale's quotes count as spans too.
+        backers = [r for r in by_annotator.values() if (r.stance, set(r.frames)) == (final.stance, set(final.frames))]
+        spans: list[Span] = list(getattr(final, "rationales", []) or []) if source == "adjudicated" else []
+        if not spans:
+            for record in backers:
+                spans += record.rationales or quoted_spans(record.rationale, paragraph["text"], record.frames)
+        spans = list({(s.start, s.end, s.label): s for s in spans}.values())
         report.gold.append(
             {
                 "id": pid,
@@ -248,6 +325,8 @@ def derive_gold(
                 "frames": sorted(set(final.frames), key=frame_order.__getitem__),
                 "annotators": sorted(by_annotator),
                 "source": source,
+                "rationale": " | ".join(r.rationale for r in backers if r.rationale),
+                "rationales": [s.model_dump() for s in sorted(spans, key=lambda s: (s.start, s.end, s.label))],
             }
         )
     return report

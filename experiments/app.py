@@ -29,6 +29,7 @@ from starlette.datastructures import Headers
 
 from experiments.annotate import Session
 from experiments.errors import UserError
+from experiments.review import ReviewSession
 
 ASSETS = {
     "/": ("annotate.html", "text/html; charset=utf-8"),
@@ -51,12 +52,30 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class SpanIn(_Body):
+    start: int = Field(ge=0)
+    end: int = Field(gt=0)
+    text: str = Field(max_length=5000)
+    label: str = Field(default="stance", max_length=100)
+
+
 class LabelIn(_Body):
     paragraph_id: str = Field(max_length=300)
     hash: str = Field(max_length=64)
     stance: str = Field(max_length=100)
     frames: list[str] = Field(default_factory=list, max_length=50)
     note: str = Field(default="", max_length=5000)
+    rationales: list[SpanIn] = Field(default_factory=list, max_length=50)
+
+
+class AdjudicateIn(_Body):
+    paragraph_id: str = Field(max_length=300)
+    hash: str = Field(max_length=64)
+    take: str | None = Field(default=None, max_length=100)
+    stance: str | None = Field(default=None, max_length=100)
+    frames: list[str] = Field(default_factory=list, max_length=50)
+    reason: str = Field(default="", max_length=5000)
+    rationales: list[SpanIn] = Field(default_factory=list, max_length=50)
 
 
 class SkipIn(_Body):
@@ -154,8 +173,8 @@ def _invalid(exc: RequestValidationError) -> str:
     return f"invalid request body: {field or 'body'}: {error.get('msg', 'invalid')}"[:200]
 
 
-def create_app(session: Session, hosts: Iterable[str]) -> FastAPI:
-    """The FastAPI application for one annotator's session, answering only for the ``Host`` values ``hosts``."""
+def create_app(session: Session | ReviewSession, hosts: Iterable[str]) -> FastAPI:
+    """The FastAPI application for one annotator's (or adjudicator's) session, answering only for ``hosts``."""
     app = FastAPI(title="annotate", docs_url=None, redoc_url=None, openapi_url=None)
     app.router.route_class = _JsonWrites
     assets = {route: (resources.files("experiments").joinpath("static", name).read_bytes(), kind)
@@ -191,9 +210,20 @@ def create_app(session: Session, hosts: Iterable[str]) -> FastAPI:
     def codebook() -> dict:
         return session.codebook_view()
 
-    @app.post("/api/label")
-    def label(body: LabelIn) -> dict:
-        return session.label(body.paragraph_id, body.hash, body.stance, body.frames, body.note)
+    if isinstance(session, ReviewSession):
+        @app.post("/api/adjudicate")
+        def adjudicate(body: AdjudicateIn) -> dict:
+            return session.adjudicate(body.paragraph_id, body.hash, body.reason, body.take, body.stance,
+                                      body.frames, [span.model_dump() for span in body.rationales])
+    else:
+        @app.post("/api/label")
+        def label(body: LabelIn) -> dict:
+            return session.label(body.paragraph_id, body.hash, body.stance, body.frames, body.note,
+                                 [span.model_dump() for span in body.rationales])
+
+        @app.get("/api/learning")
+        def learning() -> dict:
+            return session.learning()
 
     @app.post("/api/skip")
     def skip(body: SkipIn) -> dict:
@@ -216,14 +246,21 @@ def check_port(host: str, port: int) -> None:
             raise UserError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another port with --port") from None
 
 
-def serve(session: Session, host: str = "127.0.0.1", port: int = 8765) -> None:
+def serve(session: Session | ReviewSession, host: str = "127.0.0.1", port: int = 8765) -> None:
     """Run the app until Ctrl+C. Every decision is already on disk when the page moves on."""
     import uvicorn
 
     check_port(host, port)
-    print(f"annotating as {session.annotator}: http://{host}:{port}/  "
+    doing = "reviewing disagreements" if isinstance(session, ReviewSession) else "annotating"
+    print(f"{doing} as {session.annotator}: http://{host}:{port}/  "
           f"({session.progress()['left']} to do; decisions go to {session.file}; Ctrl+C stops)", flush=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: {host} lets other machines reach the app, which has no login", flush=True)
     app = create_app(session, allowed_hosts(host, port))
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    if isinstance(session, Session):
+        session.start_learning()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        if isinstance(session, Session):
+            session.stop_learning()

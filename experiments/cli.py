@@ -120,14 +120,41 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_annotate(args: argparse.Namespace) -> None:
-    from experiments.annotate import DataDir, start_session
+    from experiments.annotate import DataDir, gold_notice, start_session
     from experiments.app import check_port, serve
     from experiments.codebook import load_codebook
 
     check_port(args.host, args.port)
-    session = start_session(args.annotator, load_codebook(), DataDir(Path(args.data)), source=args.source,
-                            suggest=args.suggest, order=args.order, seed=args.seed, progress=sys.stderr.isatty())
+    codebook, data = load_codebook(), DataDir(Path(args.data))
+    if args.review:
+        from experiments.review import ReviewSession
+
+        if not args.adjudicator:
+            raise UserError("--review needs --adjudicator NAME: the name recorded with each decision")
+        serve(ReviewSession(args.adjudicator, codebook, data), host=args.host, port=args.port)
+        return
+    if not args.annotator:
+        raise UserError("annotate needs --annotator NAME (or --review --adjudicator NAME to settle disagreements)")
+    session = start_session(args.annotator, codebook, data, source=args.source, suggest=args.suggest,
+                            order=args.order, seed=args.seed, progress=sys.stderr.isatty(),
+                            learn=None if args.learn == "off" else args.learn, retrain_every=args.retrain_every,
+                            blind=args.blind, practice=args.practice, device=args.device)
+    if args.practice:
+        print(f"practice: a copy of the corpus in {session.data.root}; nothing you label reaches {args.data} or gold",
+              flush=True)
+    else:
+        for line in gold_notice(data, codebook, session.queue):
+            print(f"note: {line}", flush=True)
     serve(session, host=args.host, port=args.port)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from experiments.codebook import load_codebook
+    from experiments.export import export_gold
+
+    summary = export_gold(Path(args.out), load_codebook(), gold_path=Path(args.gold), split=args.split,
+                          overwrite=args.force)
+    print("\n".join(summary.lines(_rel)))
 
 
 def _agreement_inputs(args: argparse.Namespace):
@@ -272,15 +299,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = verbs.add_parser("annotate", help="open the labelling app in the browser (one annotator per process)")
-    p.add_argument("--annotator", required=True, help="your name: letters, digits, '_' or '-'; decisions go to data/annotations/NAME.jsonl")
+    p.add_argument("--annotator", help="your name: letters, digits, '_' or '-'; decisions go to data/annotations/NAME.jsonl")
     p.add_argument("--source", action="append", metavar="FILE|DIR", help="new documents or tables to add to the corpus and label (repeatable); default: the whole corpus")
     p.add_argument("--suggest", metavar="RUN_DIR", help="pre-select a saved model's labels (a run with final_fit: true, or a config's results folder)")
-    p.add_argument("--order", default="document", choices=["document", "random", "uncertain"], help="queue order (uncertain needs --suggest)")
-    p.add_argument("--seed", type=int, default=0, help="seed of --order random")
+    p.add_argument("--order", default="document", choices=["document", "random", "uncertain"], help="queue order (uncertain: least sure first, re-ranked as the model learns)")
+    p.add_argument("--learn", default="codebook_logreg", choices=["codebook_logreg", "embed_logreg", "off"], help="the model retrained while you label (default: codebook_logreg; off: none)")
+    p.add_argument("--retrain-every", type=int, default=5, metavar="N", help="retrain after every N labels (default: 5)")
+    p.add_argument("--blind", type=float, default=0.0, metavar="SHARE", help="share of paragraphs shown without suggestions, to measure anchoring (e.g. 0.2)")
+    p.add_argument("--practice", action="store_true", help="label a temporary copy of the corpus: nothing reaches data/ or gold")
+    p.add_argument("--review", action="store_true", help="settle disagreements in the app instead of labelling (with --adjudicator)")
+    p.add_argument("--adjudicator", help="with --review: your name, recorded with each decision")
+    p.add_argument("--device", default="auto", help="where the learning model runs: auto, cpu, cuda")
+    p.add_argument("--seed", type=int, default=0, help="seed of --order random, of the blind items and of the model")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--data", default=str(paths.DATA), help="data folder with paragraphs.jsonl and annotations/ (default: data/)")
     p.set_defaults(func=cmd_annotate)
+
+    p = verbs.add_parser("export", help="write data/gold.jsonl as a Hugging Face DatasetDict, Parquet and a dataset card")
+    p.add_argument("--out", default=str(paths.EXPORTS / "gold"), help="export folder (default: exports/gold)")
+    p.add_argument("--gold", default=str(paths.GOLD), help="gold labels to export (default: data/gold.jsonl)")
+    p.add_argument("--split", default="document", choices=["document", "none"],
+                   help="document: add a leave-one-document-out fold column (default); none: no split column")
+    p.add_argument("--force", action="store_true", help="replace an earlier export in --out")
+    p.set_defaults(func=cmd_export)
 
     p = verbs.add_parser("agreement", help="inter-annotator agreement: Cohen's kappa per pair, Krippendorff's alpha, disagreements")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -11,10 +11,12 @@ from experiments.agreement import (
     adjudicate_interactive,
     compute_agreement,
     format_agreement,
+    newcombe_interval,
     pending_disagreements,
     record_adjudication,
     report_json,
     resolve_choice,
+    wilson_interval,
 )
 from experiments.annotations import Adjudication, derive_gold
 from experiments.corpus import text_hash
@@ -286,6 +288,171 @@ def test_the_report_counts_how_often_each_annotator_kept_the_model_suggestion(co
     lines = format_agreement(report, codebook).splitlines()
     assert lines[3].split() == ["ana", "4", "3", "66.7%"]
     assert lines[4].split() == ["ben", "1", "0", "n/a"]
+
+
+# ----------------------------------------------------------------- anchoring: suggested vs blind items
+
+
+def shown(record, stance, frames=(), blind=False):
+    """``record`` with the model's suggestion recorded; ``blind=None`` leaves the ``blind`` key out (older records)."""
+    out = {**record, "suggestion": {"stance": stance, "frames": list(frames), "run": "r1", "stance_probs": {}}}
+    if blind is not None:
+        out["blind"] = blind
+    return out
+
+
+def anchoring_records():
+    """ana: p-01..p-04 suggested, all as the model says; p-05..p-08 blind, only p-05's stance as the model says."""
+    return [
+        *(shown(rec(f"p-0{i}", "ana", "favor", ["security"]), "favor", ["security"]) for i in range(1, 5)),
+        shown(rec("p-05", "ana", "favor"), "favor", blind=True),
+        shown(rec("p-06", "ana", "against", ["gender"]), "favor", blind=True),
+        shown(rec("p-07", "ana", "neutral"), "favor", blind=True),
+        shown(rec("p-08", "ana", "none"), "favor", blind=True),
+    ]
+
+
+def test_wilson_and_newcombe_intervals_match_hand_computed_values():
+    # Wilson, 1/4 with z = 1.959964: z^2/n = 0.960365; centre = (0.25 + 0.480182) / 1.960365 = 0.372474;
+    # half width = z * sqrt(0.25 * 0.75 / 4 + z^2 / 64) / 1.960365 = 0.326886 -> [0.045588, 0.699360].
+    assert wilson_interval(1, 4) == pytest.approx([0.045588, 0.699360], abs=2e-6)
+    # 4/4: centre = 1.480182 / 1.960365 = 0.755054, half width = z * sqrt(z^2 / 64) / 1.960365 = 0.244946.
+    assert wilson_interval(4, 4) == pytest.approx([0.510109, 1.0], abs=2e-6)
+    # Newcombe (1998) method 10 for 4/4 - 1/4: d = 0.75;
+    # lower = 0.75 - sqrt((1 - 0.510109)^2 + (0.699360 - 0.25)^2) = 0.75 - 0.664768 = 0.085232;
+    # upper = 0.75 + sqrt((1 - 1)^2 + (0.25 - 0.045588)^2) = 0.954412.
+    assert newcombe_interval(4, 4, 1, 4) == pytest.approx([0.085232, 0.954412], abs=2e-6)
+    # The published examples: Newcombe 1998 (Stat Med 17:857) 81/263 -> 0.2553-0.3662;
+    # Newcombe 1998 (Stat Med 17:873) 56/70 - 48/80 -> 0.0524-0.3339.
+    assert wilson_interval(81, 263) == pytest.approx([0.2553, 0.3662], abs=5e-5)
+    assert newcombe_interval(56, 70, 48, 80) == pytest.approx([0.0524, 0.3339], abs=5e-5)
+    assert wilson_interval(0, 0) is None and newcombe_interval(3, 4, 0, 0) is None
+
+
+def test_agreement_with_the_model_is_split_into_suggested_and_blind_items(codebook, paragraphs, store):
+    ann, adj = store(anchoring_records())
+    report = compute_agreement(codebook, paragraphs, ann, adj)
+    [item] = report.anchoring
+    assert item.annotator == "ana"
+    s, b = item.suggested, item.blind
+    assert (s.n, s.stance_matches, s.stance_agreement, s.frames_agreement) == (4, 4, 1.0, 1.0)
+    assert (b.n, b.stance_matches, b.stance_agreement, b.frames_agreement) == (4, 1, 0.25, 0.75)
+    assert s.stance_ci == pytest.approx([0.510109, 1.0], abs=2e-6)
+    assert b.stance_ci == pytest.approx([0.045588, 0.699360], abs=2e-6)
+    # Suggested: ana and the model both always say favor, so kappa is undefined.
+    # Blind: p_o = 1/4; the model always says favor and ana 1 time in 4: p_e = 1/4; kappa = 0.
+    assert (s.stance_kappa, b.stance_kappa) == (None, 0.0)
+    assert item.difference == 0.75
+    assert item.difference_ci == pytest.approx([0.085232, 0.954412], abs=2e-6)
+    assert item.summary == (
+        "ana agrees with the model's stance 75.0 percentage points more often when they see its suggestion "
+        "(n=4 suggested, 4 blind); the difference's 95% CI is [8.5, 95.4] points, which excludes 0")
+    # Blind items were never on screen: they are not "with suggestion" in the kept-suggestion count.
+    assert report.suggested == {"ana": 4}
+
+    lines = format_agreement(report, codebook).splitlines()
+    start = lines.index("agreement with the model: suggested = suggestion shown, blind = hidden (95% CI in %)")
+    assert lines[start + 1].split() == ["annotator", "condition", "n", "stance", "%", "95%", "CI", "frames", "%",
+                                        "stance", "κ"]
+    assert [l.split() for l in lines[start + 3:start + 5]] == [
+        ["ana", "suggested", "4", "100.0%", "[51.0,", "100.0]", "100.0%", "n/a"],
+        ["ana", "blind", "4", "25.0%", "[4.6,", "69.9]", "75.0%", "0.000"],
+    ]
+    assert " ".join(" ".join(lines[start + 5:start + 7]).split()) == item.summary
+    # The anchoring section does not need a second annotator; the one-annotator message still ends the text.
+    assert lines[-1].startswith("only one annotator (ana) has labels")
+
+    data = json.loads(json.dumps(report_json(report)))
+    [entry] = data["anchoring"]
+    assert (entry["suggested"]["n"], entry["blind"]["n"], entry["difference"]) == (4, 4, 0.75)
+    assert entry["blind"]["stance_agreement"] == 0.25
+    assert entry["difference_ci"] == pytest.approx([0.085232, 0.954412], abs=2e-6)
+
+
+def test_records_without_a_blind_key_are_suggested_and_without_suggestion_in_neither(codebook, paragraphs, store):
+    ann, adj = store([
+        shown(rec("p-01", "ben", "favor"), "favor", blind=None),  # older record: suggestion shown
+        shown(rec("p-02", "ben", "against"), "favor", blind=None),
+        shown(rec("p-03", "ben", "none"), "none", blind=False),
+        shown(rec("p-04", "ben", "none"), "none", blind=True),
+        rec("p-05", "ben", "favor"),  # no model at all
+        {**rec("p-06", "ben", "favor"), "blind": True},  # blind but nothing recorded: no model either
+    ])
+    report = compute_agreement(codebook, paragraphs, ann, adj)
+    [item] = report.anchoring
+    assert (item.suggested.n, item.suggested.stance_matches, item.blind.n, item.blind.stance_matches) == (3, 2, 1, 1)
+    assert item.difference == pytest.approx(2 / 3 - 1, abs=1e-12)
+    assert item.summary.startswith("ben agrees with the model's stance 33.3 percentage points less often when they "
+                                   "see its suggestion (n=3 suggested, 1 blind)")
+    assert item.summary.endswith("which includes 0, so no clear sign of anchoring")
+    assert (report.counts, report.suggested) == ({"ben": 6}, {"ben": 3})
+
+
+def test_without_blind_items_the_report_says_how_to_get_them(codebook, paragraphs, store):
+    ann, adj = store([
+        shown(rec("p-01", "ana", "favor"), "favor"), shown(rec("p-02", "ana", "none"), "favor"),
+        rec("p-01", "ben", "favor"),
+    ])
+    report = compute_agreement(codebook, paragraphs, ann, adj)
+    [item] = report.anchoring
+    assert (item.suggested.n, item.suggested.stance_agreement, item.blind.n) == (2, 0.5, 0)
+    assert (item.blind.stance_agreement, item.blind.stance_ci, item.difference, item.difference_ci) == (
+        None, None, None, None)
+    hint = ("ana has no blind items (n=2 suggested, 0 blind), so anchoring cannot be estimated; hide the "
+            "suggestion on a share of paragraphs with `python -m experiments annotate --suggest RUN_DIR --blind 0.2`")
+    assert item.summary == hint
+    lines = format_agreement(report, codebook).splitlines()
+    start = lines.index("agreement with the model: suggested = suggestion shown, blind = hidden (95% CI in %)")
+    assert lines[start + 4].split() == ["ana", "blind", "0", "n/a", "n/a", "n/a", "n/a"]
+    assert " ".join(" ".join(lines[start + 5:start + 8]).split()) == hint
+    # The command is never broken across lines, so it can be copied.
+    assert lines[start + 7] == "    `python -m experiments annotate --suggest RUN_DIR --blind 0.2`"
+    assert report_json(report)["anchoring"][0]["summary"] == hint
+
+
+def test_without_any_suggestion_the_report_says_so_in_one_line(codebook, paragraphs, store):
+    ann, adj = store(kappa_records())
+    report = compute_agreement(codebook, paragraphs, ann, adj)
+    assert report.anchoring == []
+    lines = format_agreement(report, codebook).splitlines()
+    start = lines.index("agreement with the model: n/a, no standing label records a model suggestion")
+    assert lines[start + 1] == "  to measure anchoring, start the app with `python -m experiments annotate --suggest RUN_DIR --blind 0.2`"
+    assert ("stance agreement by what the pair saw: n/a, no paragraph in common has a model suggestion recorded "
+            "for both") in lines
+    assert report_json(report)["anchoring"] == []
+
+
+def test_pair_agreement_is_split_by_what_the_two_annotators_saw(codebook, paragraphs, store):
+    ann, adj = store([
+        shown(rec("p-01", "ana", "favor"), "favor", blind=True), shown(rec("p-01", "ben", "favor"), "favor", blind=True),
+        shown(rec("p-02", "ana", "against"), "favor", blind=True), shown(rec("p-02", "ben", "neutral"), "favor", blind=True),
+        shown(rec("p-03", "ana", "none"), "none"), shown(rec("p-03", "ben", "none"), "none", blind=None),
+        shown(rec("p-04", "ana", "none"), "none"), shown(rec("p-04", "ben", "none"), "none", blind=True),
+        shown(rec("p-05", "ana", "favor"), "none", blind=True), shown(rec("p-05", "ben", "against"), "none"),
+        shown(rec("p-06", "ana", "favor"), "favor"), rec("p-06", "ben", "favor"),  # ben had no model: in none
+    ])
+    [pair] = compute_agreement(codebook, paragraphs, ann, adj).pairs
+    assert pair.n == 6
+    got = {key: (c.n, c.stance_agreement, c.stance_kappa) for key, c in pair.by_condition.items()}
+    # Both blind (p-01, p-02): p_o = 1/2; ana favor/against, ben favor/neutral: p_e = 1/4; kappa = 1/3.
+    # Mixed (p-04, p-05): none/none and favor/against: p_o = 1/2, p_e = 1/4, kappa = 1/3.
+    assert got == {
+        "both_blind": (2, 0.5, pytest.approx(1 / 3, abs=1e-9)),
+        "both_suggested": (1, 1.0, None),
+        "mixed": (2, 0.5, pytest.approx(1 / 3, abs=1e-9)),
+    }
+    report = compute_agreement(codebook, paragraphs, ann, adj)
+    lines = format_agreement(report, codebook).splitlines()
+    start = lines.index("stance agreement by what the pair saw (shared suggestions can inflate agreement)")
+    assert [l.split() for l in lines[start + 1:start + 6]] == [
+        ["pair", "condition", "n", "stance", "κ", "stance", "%"],
+        ["-" * 48],
+        ["ana", "/", "ben", "both", "blind", "2", "0.333", "50.0%"],
+        ["ana", "/", "ben", "both", "suggested", "1", "n/a", "100.0%"],
+        ["ana", "/", "ben", "mixed", "2", "0.333", "50.0%"],
+    ]
+    data = json.loads(json.dumps(report_json(report)))
+    assert data["pairs"][0]["by_condition"]["both_suggested"] == {"n": 1, "stance_agreement": 1.0, "stance_kappa": None}
 
 
 # ----------------------------------------------------------------- adjudication

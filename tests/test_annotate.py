@@ -141,14 +141,12 @@ def test_uncertain_order_serves_the_least_certain_first(data, codebook):
     assert s.state()["paragraph"]["suggestion"] == suggestions["d1-002"]
 
 
-def test_uncertain_order_without_suggestions_is_refused(data, codebook):
-    for missing in (None, {}):
-        with pytest.raises(UserError) as exc:
-            order_queue(IDS, "uncertain", suggestions=missing)
-        assert str(exc.value) == "--order uncertain needs a model: add --suggest RUN_DIR"
+def test_uncertain_order_needs_a_model_and_keeps_document_order_until_one_suggests(data, codebook):
     with pytest.raises(UserError) as exc:
         start_session("maryam", codebook, data, order="uncertain", progress=False)
-    assert str(exc.value) == "--order uncertain needs a model: add --suggest RUN_DIR"
+    assert str(exc.value) == "--order uncertain needs a model: add --suggest RUN_DIR or --learn MODEL"
+    for missing in (None, {}):
+        assert order_queue(IDS, "uncertain", suggestions=missing) == IDS
 
 
 def test_unknown_order_is_refused(data, codebook):
@@ -260,7 +258,7 @@ def test_undo_withdraws_the_latest_decision_and_serves_it_again(data, codebook):
     assert undo["annotator"] == "maryam" and "stance" not in undo and undo["frames"] == []
     Annotation.model_validate(undo)
     assert after["paragraph"]["id"] == "d1-002"
-    assert after["paragraph"]["previous"] == {"stance": "favor", "frames": [], "note": ""}
+    assert after["paragraph"]["previous"] == {"stance": "favor", "frames": [], "note": "", "rationales": []}
     assert after["progress"] == {"done": 1, "skipped": 0, "left": 4, "total": 5}
     assert after["can_undo"] is True
 
@@ -276,7 +274,7 @@ def test_undo_twice_goes_two_steps_back(data, codebook):
     s.undo()
     after = s.undo()
     assert after["paragraph"]["id"] == "d1-001"
-    assert after["paragraph"]["previous"] == {"stance": "against", "frames": ["security"], "note": "n1"}
+    assert after["paragraph"]["previous"] == {"stance": "against", "frames": ["security"], "note": "n1", "rationales": []}
     assert after["progress"] == {"done": 0, "skipped": 0, "left": 5, "total": 5}
     assert after["can_undo"] is False
     assert [r["action"] for r in lines(s.file)] == ["label", "label", "undo", "undo"]
@@ -380,7 +378,7 @@ def test_restart_after_undo_still_serves_the_undone_paragraph_first(data, codebo
     assert before["paragraph"]["id"] == "d1-002"
     again = session(data, codebook)
     assert again.state() == before
-    assert again.state()["paragraph"]["previous"] == {"stance": "favor", "frames": [], "note": ""}
+    assert again.state()["paragraph"]["previous"] == {"stance": "favor", "frames": [], "note": "", "rationales": []}
     assert label_current(again, "favor")["paragraph"]["id"] == "d1-003"
 
 
@@ -690,7 +688,7 @@ def test_labelled_source_paragraphs_reach_gold_and_change_the_fingerprint(data, 
                                  "text": "The embassy was closed for a week.",
                                  "hash": text_hash("The embassy was closed for a week."),
                                  "stance": "favor", "frames": ["security", "sovereignty"],
-                                 "annotators": ["maryam"], "source": "single"}
+                                 "annotators": ["maryam"], "source": "single", "rationale": "", "rationales": []}
     assert fingerprint(after.gold, codebook.version) != fingerprint(before.gold, codebook.version)
     assert fingerprint(before.gold, codebook.version) == fingerprint(list(before.gold), codebook.version)
 

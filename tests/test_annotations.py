@@ -78,7 +78,7 @@ def test_one_annotator_gives_single_source_gold_with_frames_in_codebook_order(co
     assert report.gold == [{
         "id": "a-002", "doc_id": "a", "kind": "body", "text": "The union rejected any foreign war.",
         "hash": text_hash("The union rejected any foreign war."), "stance": "against",
-        "frames": ["humanitarian", "sovereignty"], "annotators": ["lead"], "source": "single",
+        "frames": ["humanitarian", "sovereignty"], "annotators": ["lead"], "source": "single", "rationale": "", "rationales": [],
     }]
     assert report.unlabelled == ["a-001", "b-001", "b-002"]
 

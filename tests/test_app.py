@@ -154,7 +154,7 @@ def test_state_label_skip_undo_round_trip(client, session):
     undone = client.post("/api/undo", json={})
     assert undone.json()["paragraph"]["id"] == "d1-001"
     assert undone.json()["paragraph"]["previous"] == {"stance": "against", "frames": ["humanitarian", "security"],
-                                                      "note": "strikes"}
+                                                      "note": "strikes", "rationales": []}
     assert undone.json()["can_undo"] is False
 
     written = records(session)

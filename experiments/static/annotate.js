@@ -4,11 +4,14 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const SIDE_KEYS = "abcdfijkmpqtuvwxyz";  // keys that take a side in review (none is a label key)
 let state = null;
 let codebook = null;
 let selection = { stance: null, frames: new Set() };
+let spans = [];
 let busy = false;
 let toastTimer = null;
+let learnTimer = null;
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -37,10 +40,12 @@ function toast(message, kind) {
   node.textContent = message;
   node.className = `toast show ${kind || ""}`;
   clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { node.className = "toast"; }, kind === "error" ? 6000 : 1400);
+  toastTimer = setTimeout(() => { node.className = "toast"; }, kind === "error" || kind === "warn" ? 6000 : 1400);
 }
 
 function pct(p) { return `${Math.round(p * 100)}%`; }
+const pretty = (name) => name.replace(/_/g, " ");
+const reviewing = () => state && state.mode === "review";
 
 function optionButton(label, pressed, probability, suggested, onClick) {
   const button = el("button", "option");
@@ -48,7 +53,7 @@ function optionButton(label, pressed, probability, suggested, onClick) {
   button.dataset.name = label.name;
   button.setAttribute("aria-pressed", pressed ? "true" : "false");
   button.title = label.definition;
-  button.append(el("kbd", "key", label.key), el("span", "name", label.name.replace(/_/g, " ")));
+  button.append(el("kbd", "key", label.key), el("span", "name", pretty(label.name)));
   if (probability !== undefined) {
     const meter = el("span", "prob");
     const fill = el("span", "prob-fill");
@@ -64,14 +69,12 @@ function optionButton(label, pressed, probability, suggested, onClick) {
 function renderOptions() {
   const p = state && state.paragraph;
   const suggestion = p && p.suggestion;
-  const stanceBox = $("stance");
-  stanceBox.replaceChildren(...codebook.stance.labels.map((label) => optionButton(
+  $("stance").replaceChildren(...codebook.stance.labels.map((label) => optionButton(
     label, selection.stance === label.name,
     suggestion && suggestion.stance_probs ? suggestion.stance_probs[label.name] : undefined,
     suggestion && suggestion.stance === label.name,
     () => { selection.stance = label.name; renderOptions(); })));
-  const frameBox = $("frames");
-  frameBox.replaceChildren(...codebook.frames.labels.map((label) => optionButton(
+  $("frames").replaceChildren(...codebook.frames.labels.map((label) => optionButton(
     label, selection.frames.has(label.name),
     suggestion && suggestion.frame_probs ? suggestion.frame_probs[label.name] : undefined,
     suggestion && (suggestion.frames || []).includes(label.name),
@@ -82,6 +85,147 @@ function toggleFrame(name) {
   if (selection.frames.has(name)) selection.frames.delete(name); else selection.frames.add(name);
   renderOptions();
 }
+
+// ---------------------------------------------------------------- rationales
+
+// The paragraph with every rationale span highlighted: pieces of text between span
+// boundaries, each piece a <mark> when a span covers it.
+function paintText(node, text, marked) {
+  const cuts = new Set([0, text.length]);
+  for (const s of marked) { cuts.add(s.start); cuts.add(s.end); }
+  const points = [...cuts].sort((a, b) => a - b);
+  const parts = [];
+  for (let i = 0; i + 1 < points.length; i++) {
+    const [a, b] = [points[i], points[i + 1]];
+    const covering = marked.filter((s) => s.start <= a && s.end >= b);
+    if (!covering.length) { parts.push(document.createTextNode(text.slice(a, b))); continue; }
+    const mark = el("mark", covering.some((s) => s.label === "stance") ? "r-stance" : "r-frame", text.slice(a, b));
+    mark.title = `rationale for ${[...new Set(covering.map((s) => pretty(s.label)))].join(", ")}`;
+    parts.push(mark);
+  }
+  node.replaceChildren(...parts);
+}
+
+function renderSpans() {
+  const p = state && state.paragraph;
+  if (!p) return;
+  paintText($("text"), p.text, spans);
+  $("spans").replaceChildren(...spans.map((s, i) => {
+    const chip = el("span", `chip ${s.label === "stance" ? "r-stance" : "r-frame"}`);
+    chip.append(el("span", "chip-text", `“${s.text}”`), el("span", "chip-label", pretty(s.label)));
+    const remove = el("button", "chip-remove", "×");
+    remove.type = "button";
+    remove.title = "remove this rationale";
+    remove.addEventListener("click", () => { spans.splice(i, 1); renderSpans(); });
+    chip.append(remove);
+    return chip;
+  }));
+}
+
+function renderRationaleChoices() {
+  const choices = [["stance", "the stance"], ...codebook.frames.labels.map((l) => [l.name, `frame: ${pretty(l.name)}`])];
+  $("rationale-for").replaceChildren(...choices.map(([value, text]) => {
+    const option = el("option", null, text);
+    option.value = value;
+    return option;
+  }));
+}
+
+function offsetIn(container, node, offset) {
+  const range = document.createRange();
+  range.selectNodeContents(container);
+  range.setEnd(node, offset);
+  return range.toString().length;
+}
+
+function onSelect() {
+  const p = state && state.paragraph;
+  const chosen = window.getSelection();
+  if (!p || !chosen || chosen.isCollapsed || !chosen.rangeCount) return;
+  const range = chosen.getRangeAt(0);
+  const box = $("text");
+  if (!box.contains(range.startContainer) || !box.contains(range.endContainer)) return;
+  let start = offsetIn(box, range.startContainer, range.startOffset);
+  let end = offsetIn(box, range.endContainer, range.endOffset);
+  while (start < end && /\s/.test(p.text[start])) start++;
+  while (end > start && /\s/.test(p.text[end - 1])) end--;
+  chosen.removeAllRanges();
+  if (end <= start) return;
+  const label = $("rationale-for").value || "stance";
+  if (!spans.some((s) => s.start === start && s.end === end && s.label === label)) {
+    spans.push({ start, end, text: p.text.slice(start, end), label });
+    spans.sort((a, b) => a.start - b.start || a.end - b.end);
+  }
+  renderSpans();
+}
+
+// ---------------------------------------------------------------- learning panel
+
+function renderLearning(learning) {
+  const box = $("learning");
+  box.hidden = !learning || !learning.model;
+  if (box.hidden) return;
+  const status = { waiting: "waiting for labels", training: "training…", ready: `v${learning.version}`, failed: "training failed" }[learning.status] || learning.status;
+  const next = learning.next_in === null ? "" : ` · retrains in ${learning.next_in} label${learning.next_in === 1 ? "" : "s"}`;
+  $("learn-status").textContent = `${learning.model} · ${status}${learning.status === "ready" ? `, from ${learning.trained_on} labels` : ""}${next}`;
+  $("learn-status").dataset.version = learning.version;
+  const lines = (learning.quality || []).map((q) => q.macro_f1 === null
+    ? `${q.task}: quality needs 10 labels (${q.n} so far)`
+    : `${q.task} macro-F1 ${q.macro_f1.toFixed(2)} [${q.ci[0].toFixed(2)}, ${q.ci[1].toFixed(2)}] (n=${q.n}, ${q.protocol})`);
+  if (learning.error) lines.push(learning.error);
+  $("learn-quality").textContent = lines.length ? lines.join(" · ") : "Quality appears after the first training.";
+  const counts = [...Object.entries(learning.stance_counts), ...Object.entries(learning.frame_counts)];
+  $("learn-counts").replaceChildren(...counts.map(([name, n], i) => {
+    const cell = el("span", `count-cell ${i < Object.keys(learning.stance_counts).length ? "c-stance" : "c-frame"}`);
+    cell.append(el("span", "count-name", pretty(name)), el("strong", "count-n", n));
+    return cell;
+  }));
+  if (learning.order === "uncertain") $("learn-quality").textContent += " · queue: least sure first, varied";
+}
+
+async function pollLearning() {
+  if (reviewing() || document.hidden) return;
+  try {
+    const data = await api("GET", "/api/learning");
+    renderLearning(data.learning);
+    renderProgress(data.progress);
+  } catch (error) { /* the next poll tries again */ }
+}
+
+// ---------------------------------------------------------------- review
+
+function renderSides(p) {
+  $("sides").replaceChildren(...p.sides.map((side, i) => {
+    const card = el("div", "side");
+    const head = el("div", "side-head");
+    const take = el("button", "take", null);
+    take.type = "button";
+    take.append(el("kbd", "key", SIDE_KEYS[i]), el("span", null, ` take ${side.annotator}'s labels`));
+    take.addEventListener("click", () => adjudicate({ take: side.annotator }));
+    head.append(take);
+    card.append(head, el("p", "side-labels", `${side.stance} · ${side.frames.length ? side.frames.map(pretty).join(", ") : "no frames"}`));
+    if (side.rationales.length) card.append(el("p", "side-rationale", side.rationales.map((s) => `“${s.text}” (${pretty(s.label)})`).join("  ")));
+    else if (side.rationale) card.append(el("p", "side-rationale", side.rationale));
+    if (side.note) card.append(el("p", "side-note", `Note: ${side.note}`));
+    return card;
+  }));
+}
+
+function adjudicate(choice) {
+  const p = state && state.paragraph;
+  if (!p) return;
+  const body = { paragraph_id: p.id, hash: p.hash, reason: $("note").value, rationales: spans };
+  if (choice.take) body.take = choice.take;
+  else {
+    if (!selection.stance) { toast("Choose a stance first (keys 1–4).", "error"); return; }
+    if (!$("note").value.trim()) { toast("New labels need a reason: press n and write it.", "error"); return; }
+    body.stance = selection.stance;
+    body.frames = [...selection.frames];
+  }
+  act("/api/adjudicate", body, "Adjudicated");
+}
+
+// ---------------------------------------------------------------- page
 
 function renderProgress(progress) {
   $("count-done").textContent = progress.done;
@@ -94,18 +238,30 @@ function renderProgress(progress) {
 
 function render(next) {
   state = next;
+  const review = reviewing();
+  $("brand").textContent = review ? "Review" : "Annotate";
   $("annotator").textContent = state.annotator;
+  $("practice").hidden = !state.practice;
   $("file").textContent = `saving to ${state.file}`;
   renderProgress(state.progress);
+  renderLearning(state.learning);
+  $("undo").hidden = review;
   $("undo").disabled = !state.can_undo;
+  $("review").hidden = !review;
+  $("accept").firstChild.textContent = review ? "Save my labels " : "Accept ";
+  $("note-label").firstChild.textContent = review ? "Reason " : "Note ";
+  $("note").placeholder = review ? "Why these labels (needed for new labels)" : "Anything the adjudicator should know";
   const p = state.paragraph;
   document.querySelector(".reader").hidden = !p;
   document.querySelector(".labels").hidden = !p;
   $("finished").hidden = !!p;
+  if (state.notice) toast(state.notice, "warn");
   if (!p) {
     const pr = state.progress;
-    $("finished-text").textContent = `All ${pr.total} paragraphs of this queue are done: ${pr.done} labelled, ${pr.skipped} skipped. ` +
-      (state.can_undo ? "Undo (Backspace) still takes back the last decision." : "");
+    $("finished-text").textContent = review
+      ? `No open disagreement left: ${pr.done} adjudicated this session. Run \`python -m experiments corpus\` to rebuild gold.`
+      : `All ${pr.total} paragraphs of this queue are done: ${pr.done} labelled, ${pr.skipped} skipped. ` +
+        (state.can_undo ? "Undo (Backspace) still takes back the last decision." : "");
     return;
   }
   $("doc-title").textContent = p.title;
@@ -114,25 +270,23 @@ function render(next) {
   $("revisit").hidden = !p.revisit;
   $("before").textContent = p.before ? p.before.text : "";
   $("before").hidden = !p.before;
-  $("text").textContent = p.text;
   $("text").dataset.id = p.id;
   $("after").textContent = p.after ? p.after.text : "";
   $("after").hidden = !p.after;
-  const start = p.previous || p.suggestion || null;
+  const start = review ? null : (p.previous || p.suggestion || null);
   selection = { stance: start ? start.stance || null : null, frames: new Set(start ? start.frames || [] : []) };
+  spans = p.previous && p.previous.rationales ? p.previous.rationales.map((s) => ({ ...s })) : [];
+  renderSpans();
   if (document.activeElement === $("note")) $("note").blur();  // a new paragraph never starts inside the note
   $("note").value = p.previous ? p.previous.note || "" : "";
   const info = $("suggest-info");
-  if (p.previous) {
-    info.hidden = false;
-    info.textContent = "Your earlier labels are filled in; change them or press Enter.";
-  } else if (p.suggestion && state.suggest) {
-    info.hidden = false;
-    const models = Object.entries(state.suggest.models).map(([task, name]) => `${task}: ${name}`).join(", ");
-    info.textContent = `Model suggestion pre-selected (${models}). Bars show its probabilities.`;
-  } else {
-    info.hidden = true;
-  }
+  info.hidden = review;
+  if (review) renderSides(p);
+  else if (p.previous) info.textContent = "Your earlier labels are filled in; change them or press Enter.";
+  else if (p.blind) info.textContent = "No suggestion for this paragraph (a blind item): your own reading is the measurement.";
+  else if (p.suggestion) info.textContent = `Model suggestion pre-selected (${p.suggested_by}). Bars show its probabilities.`;
+  else info.hidden = true;
+  document.body.dataset.paragraph = p.id;
   renderOptions();
 }
 
@@ -142,7 +296,7 @@ async function act(path, body, message) {
   document.body.classList.add("busy");
   try {
     render(await api("POST", path, body));
-    if (message) toast(message);
+    if (message && !(state && state.notice)) toast(message);
   } catch (error) {
     toast(error.message, "error");
   } finally {
@@ -154,8 +308,10 @@ async function act(path, body, message) {
 function accept() {
   const p = state && state.paragraph;
   if (!p) return;
+  if (reviewing()) { adjudicate({}); return; }
   if (!selection.stance) { toast("Choose a stance first (keys 1–4).", "error"); return; }
-  act("/api/label", { paragraph_id: p.id, hash: p.hash, stance: selection.stance, frames: [...selection.frames], note: $("note").value }, "Saved");
+  act("/api/label", { paragraph_id: p.id, hash: p.hash, stance: selection.stance, frames: [...selection.frames],
+    note: $("note").value, rationales: spans }, "Saved");
 }
 
 function skip() {
@@ -175,7 +331,7 @@ function renderCodebook() {
     box.append(el("h3", null, title), el("p", "cb-question", part.question));
     for (const label of part.labels) {
       const row = el("div", "cb-label");
-      row.append(el("kbd", "key", label.key), el("strong", null, label.name.replace(/_/g, " ")), el("p", null, label.definition));
+      row.append(el("kbd", "key", label.key), el("strong", null, pretty(label.name)), el("p", null, label.definition));
       if (label.cues && label.cues.length) row.append(el("p", "cb-cues", `Cues: ${label.cues.join("; ")}`));
       box.append(row);
     }
@@ -211,12 +367,15 @@ function onKey(event) {
     else if (event.key === "Escape") { $("note").blur(); }
     return;
   }
+  if (event.target === $("rationale-for")) return;
   if (!codebook) return;
   const key = event.key;
   const stance = codebook.stance.labels.find((l) => l.key === key);
   const frame = codebook.frames.labels.find((l) => l.key === key.toLowerCase());
+  const side = reviewing() && state.paragraph ? state.paragraph.sides[SIDE_KEYS.indexOf(key)] : undefined;
   if (stance) { selection.stance = stance.name; renderOptions(); }
   else if (frame) { toggleFrame(frame.name); }
+  else if (side && SIDE_KEYS.indexOf(key) >= 0) { adjudicate({ take: side.annotator }); }
   else if (key === "Enter") { accept(); }
   else if (key === " ") { skip(); }
   else if (key === "Backspace") { undo(); }
@@ -230,18 +389,22 @@ async function start() {
   try {
     codebook = await api("GET", "/api/codebook");
     renderCodebook();
+    renderRationaleChoices();
     render(await api("GET", "/api/state"));
   } catch (error) {
     toast(`Cannot reach the annotation server: ${error.message}`, "error");
     return;
   }
   document.addEventListener("keydown", onKey);
+  $("text").addEventListener("mouseup", onSelect);
+  $("text").addEventListener("touchend", () => setTimeout(onSelect, 0));
   $("accept").addEventListener("click", accept);
   $("skip").addEventListener("click", skip);
   $("undo").addEventListener("click", undo);
   $("open-codebook").addEventListener("click", () => toggleCodebook(true));
   $("close-codebook").addEventListener("click", () => toggleCodebook(false));
   $("codebook").addEventListener("click", (event) => { if (event.target === $("codebook")) toggleCodebook(false); });
+  if (!reviewing()) learnTimer = setInterval(pollLearning, 2000);
   document.body.dataset.ready = "true";
 }
 
