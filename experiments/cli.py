@@ -81,6 +81,13 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
+    if args.active_learning:
+        from experiments.activelearning import bench_active_learning
+
+        bench_active_learning(args.active_learning, target=args.target, seed_size=args.seed_size, step=args.step,
+                              repeats=args.repeats, model=args.learner, max_labels=args.max_labels,
+                              progress=sys.stderr.isatty())
+        return
     from experiments.bench import bench_import, bench_overhead, run_bench
 
     if args.import_rows:
@@ -279,6 +286,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="inference precision of the project's path")
     p.add_argument("--import-rows", type=int, metavar="N", help="instead: time importing a generated N-row table")
     p.add_argument("--overhead", metavar="CONFIG", help="instead: time CONFIG without and with its learning curve")
+    p.add_argument("--active-learning", metavar="DATASET",
+                   help="instead: replay labelling an imported dataset with its gold labels; "
+                        "does uncertainty order reach random order's final macro-F1 with fewer labels?")
+    p.add_argument("--target", help="with --active-learning: the stance target (default: the one with the most rows)")
+    p.add_argument("--seed-size", type=int, default=20, help="with --active-learning: random labels to start from (default: 20)")
+    p.add_argument("--step", type=int, default=10, help="with --active-learning: labels added between retrainings (default: 10)")
+    p.add_argument("--repeats", type=int, default=3, help="with --active-learning: seeds to average the curves over (default: 3)")
+    p.add_argument("--learner", default="embed_logreg", choices=["embed_logreg", "codebook_logreg"],
+                   help="with --active-learning: the model that learns while labelling (default: embed_logreg)")
+    p.add_argument("--max-labels", type=int, metavar="N", help="with --active-learning: the label budget (default: the whole pool)")
     p.set_defaults(func=cmd_bench)
 
     p = verbs.add_parser("predict", help="label new paragraphs with the models a run saved (final_fit: true)")
