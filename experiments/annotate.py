@@ -462,11 +462,15 @@ class Session:
             return False
         started = time.monotonic()
         try:
-            learner.fit(texts, stance, frames)
-            predictions = dict(zip(self.queue, learner.predict([self.corpus[pid]["text"] for pid in self.queue])))
-            if self.order == "uncertain" and not self._vectors:
-                self._vectors = dict(zip(self.queue, learner.embed([self.corpus[pid]["text"] for pid in self.queue])))
-            quality = [vars(q) for q in learner.quality(texts, stance, frames)]
+            from threadpoolctl import threadpool_limits
+
+            # Small fits: one BLAS thread is many times faster than threads waiting for each other.
+            with threadpool_limits(limits=1, user_api="blas"):
+                learner.fit(texts, stance, frames)
+                predictions = dict(zip(self.queue, learner.predict([self.corpus[pid]["text"] for pid in self.queue])))
+                if self.order == "uncertain" and not self._vectors:
+                    self._vectors = dict(zip(self.queue, learner.embed([self.corpus[pid]["text"] for pid in self.queue])))
+                quality = [vars(q) for q in learner.quality(texts, stance, frames)]
         except Exception as exc:  # the annotator keeps labelling; the page says what went wrong
             with self._lock:
                 self._learning.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:300])
