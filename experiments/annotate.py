@@ -501,7 +501,8 @@ class Session:
 def describe_source(suggestion: dict) -> str:
     """Who made a suggestion, in a few words for the page."""
     if "learner" in suggestion:
-        return f"{suggestion['learner']} v{suggestion['version']}, learned from {suggestion['trained_on']} labels"
+        n = suggestion["trained_on"]
+        return f"{suggestion['learner']} v{suggestion['version']}, learned from {n} label{'' if n == 1 else 's'}"
     models = suggestion.get("models") or {}
     return ", ".join(f"{task}: {name}" for task, name in models.items()) or "a saved run"
 

@@ -208,7 +208,7 @@ class Learner:
         if counts.min() >= 2:
             splitter, protocol = StratifiedKFold(n_splits=min(k, int(counts.min())), shuffle=True, random_state=self.seed), "stratified"
         else:
-            splitter, protocol = KFold(n_splits=k, shuffle=True, random_state=self.seed), "k-fold"
+            splitter, protocol = KFold(n_splits=k, shuffle=True, random_state=self.seed), ""
         pred_y, pred_Y = np.zeros(n, dtype=int), np.zeros_like(Y)
         for train, test in splitter.split(texts, y):
             if not self.can_fit([stance[i] for i in train]):
@@ -218,7 +218,7 @@ class Learner:
             pred_y[test] = self._stance_proba(models["stance"], part, len(self.codebook.stance_labels)).argmax(axis=1)
             if "frames" in models:
                 pred_Y[test] = np.asarray(models["frames"].predict(part), dtype=int)
-        protocol = f"{splitter.get_n_splits()}-fold {protocol} cross-validation"
+        protocol = f"{splitter.get_n_splits()}-fold {protocol + ' ' if protocol else ''}cross-validation"
         W = np.vstack([np.ones((1, n)), *bootstrap_weights(n, resamples, seed=self.seed)])
         out = []
         for task, gold, pred, labels in (("stance", y, pred_y, self.codebook.stance_labels),

@@ -167,20 +167,20 @@ function renderLearning(learning) {
   if (box.hidden) return;
   const status = { waiting: "waiting for labels", training: "training…", ready: `v${learning.version}`, failed: "training failed" }[learning.status] || learning.status;
   const next = learning.next_in === null ? "" : ` · retrains in ${learning.next_in} label${learning.next_in === 1 ? "" : "s"}`;
-  $("learn-status").textContent = `${learning.model} · ${status}${learning.status === "ready" ? `, from ${learning.trained_on} labels` : ""}${next}`;
+  $("learn-status").textContent = `${learning.model} · ${status}${learning.status === "ready" ? `, from ${learning.trained_on} label${learning.trained_on === 1 ? "" : "s"}` : ""}${next}`;
   $("learn-status").dataset.version = learning.version;
   const lines = (learning.quality || []).map((q) => q.macro_f1 === null
     ? `${q.task}: quality needs 10 labels (${q.n} so far)`
     : `${q.task} macro-F1 ${q.macro_f1.toFixed(2)} [${q.ci[0].toFixed(2)}, ${q.ci[1].toFixed(2)}] (n=${q.n}, ${q.protocol})`);
   if (learning.error) lines.push(learning.error);
-  $("learn-quality").textContent = lines.length ? lines.join(" · ") : "Quality appears after the first training.";
+  if (learning.order === "uncertain") lines.push("Queue: least sure first, with variety; re-ranked at each training.");
+  $("learn-quality").textContent = lines.length ? lines.join("\n") : "Quality appears after the first training.";
   const counts = [...Object.entries(learning.stance_counts), ...Object.entries(learning.frame_counts)];
   $("learn-counts").replaceChildren(...counts.map(([name, n], i) => {
     const cell = el("span", `count-cell ${i < Object.keys(learning.stance_counts).length ? "c-stance" : "c-frame"}`);
     cell.append(el("span", "count-name", pretty(name)), el("strong", "count-n", n));
     return cell;
   }));
-  if (learning.order === "uncertain") $("learn-quality").textContent += " · queue: least sure first, varied";
 }
 
 async function pollLearning() {
