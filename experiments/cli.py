@@ -74,6 +74,15 @@ def cmd_table(args: argparse.Namespace) -> None:
     print(results_table(runs))
 
 
+def cmd_headline(args: argparse.Namespace) -> None:
+    from experiments.report import headline_lines, latest_runs
+
+    runs = [Path(r) for r in args.run_dirs] or latest_runs(Path(args.results), tuple(args.configs))
+    if not runs:
+        raise UserError(f"{args.results}: no finished runs; run `python -m experiments run CONFIG` first")
+    print("\n".join(headline_lines(runs)))
+
+
 def cmd_models(args: argparse.Namespace) -> None:
     from experiments.models import describe_models
 
@@ -391,6 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("plot", help="redraw the plots of run directories from their saved predictions")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.set_defaults(func=cmd_plot)
+
+    p = verbs.add_parser("headline", help="the headline numbers: per task, the model for new text with its score, CI, n and protocol")
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
+    p.add_argument("--config", dest="configs", action="append", default=[], help="the newest run of this config (repeatable)")
+    p.add_argument("--results", default=str(paths.RESULTS), help="where the runs are (default: results/)")
+    p.set_defaults(func=cmd_headline)
 
     p = verbs.add_parser("table", help="print the results table of runs (default: newest run of each config)")
     p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")

@@ -14,4 +14,5 @@ CODEBOOK_MD = DATA / "CODEBOOK.md"
 CONFIGS = ROOT / "configs"
 CODEBOOK = CONFIGS / "codebook.yaml"
 RESULTS = ROOT / "results"
+REFERENCE = RESULTS / "reference"  # the runs the README cites, committed
 EXPORTS = ROOT / "exports"

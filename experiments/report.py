@@ -344,6 +344,24 @@ def results_table(run_dirs: list[Path], root: Path = paths.ROOT) -> str:
     return "\n".join(lines)
 
 
+def headline_lines(run_dirs: list[Path], root: Path = paths.ROOT) -> list[str]:
+    """The headline of each run, one line per task: the model chosen for new text (or, in a run that saves
+    no models, the best by macro-F1) with its score, CI, n and protocol."""
+    lines = []
+    for run_dir in run_dirs:
+        metrics, _ = _read(run_dir)
+        where = run_dir.resolve().relative_to(root.resolve()) if run_dir.resolve().is_relative_to(root.resolve()) else run_dir
+        lines.append(f"{metrics['config']} ({where}):")
+        for task, info in metrics["tasks"].items():
+            if info.get("selection"):
+                lines.append(f"  {task}: {describe_selection(info['selection'])}")
+                continue
+            model, result = max(info["models"].items(), key=lambda kv: kv[1]["metrics"]["macro_f1"]["value"] or -1)
+            lines.append(f"  {task}: best by macro-F1 {model} {fmt(result['metrics']['macro_f1'])} "
+                         f"(n={result['n']}, {describe_protocol(metrics['protocol'], short=True)})")
+    return lines
+
+
 def paired_table(run_dirs: list[Path]) -> str:
     """A Markdown table of the macro-F1 paired tests between trained models, and a line per run on the baselines.
 

@@ -46,10 +46,14 @@ def choose(task: str, models: dict, protocol: dict, candidates: list[str] | None
     }
 
 
+PROTOCOL_NAMES = {"lodo": "leave-one-document-out", "kfold": "k-fold", "group_kfold": "grouped k-fold"}
+
+
 def describe(selection: dict) -> str:
     """One line: which model, by which number under which protocol."""
     ci = selection.get("ci") or [None, None]
     interval = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if None not in ci else ""
     of = " of calibrated decisions" if selection.get("decisions") == "calibrated" else ""
     return (f"{selection['model']} ({selection['metric'].replace('_f1', '-F1').replace('_', ' ')}{of} "
-            f"{selection['value']:.2f}{interval}, n={selection['n']}, {selection['protocol']})")
+            f"{selection['value']:.2f}{interval}, n={selection['n']}, "
+            f"{PROTOCOL_NAMES.get(selection['protocol'], selection['protocol'])})")

@@ -501,11 +501,11 @@ def test_the_cli_prints_jsonl_rows_on_stdout(run_dir, predictor, tmp_path, capsy
     chosen = Predictor.from_run(run_dir).models
     assert captured.err.splitlines()[:4] == [
         f"stance: {chosen['stance'].name} (macro-F1 of calibrated decisions {chosen['stance'].selection['value']:.2f} "
-        f"[{chosen['stance'].selection['ci'][0]:.2f}, {chosen['stance'].selection['ci'][1]:.2f}], n=60, kfold)",
+        f"[{chosen['stance'].selection['ci'][0]:.2f}, {chosen['stance'].selection['ci'][1]:.2f}], n=60, k-fold)",
         "note: the stance model was chosen by a kfold score, which does not test new documents; "
         "a leave-one-document-out run (configs/default.yaml) chooses for transfer",
         f"frames: {chosen['frames'].name} (macro-F1 of calibrated decisions {chosen['frames'].selection['value']:.2f} "
-        f"[{chosen['frames'].selection['ci'][0]:.2f}, {chosen['frames'].selection['ci'][1]:.2f}], n=60, kfold)",
+        f"[{chosen['frames'].selection['ci'][0]:.2f}, {chosen['frames'].selection['ci'][1]:.2f}], n=60, k-fold)",
         "note: the frames model was chosen by a kfold score, which does not test new documents; "
         "a leave-one-document-out run (configs/default.yaml) chooses for transfer",
     ]

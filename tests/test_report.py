@@ -386,4 +386,4 @@ def test_the_readme_puts_each_protocol_side_by_side_and_names_the_model_predict_
     stance_table = section.split("| frames |")[0]
     svm = [line for line in stance_table.splitlines() if line.startswith("| tfidf_svm |")]
     assert len(svm) == 1 and svm[0].count("**") == 2  # both protocols' scores, the lodo one bold: predict uses it
-    assert "- lodo_run, stance: `predict` uses **tfidf_svm (macro-F1 0.31 [0.20, 0.40], n=60, lodo)**." in section
+    assert "- lodo_run, stance: `predict` uses **tfidf_svm (macro-F1 0.31 [0.20, 0.40], n=60, leave-one-document-out)**." in section
