@@ -235,3 +235,13 @@ def test_real_learner_learns_from_gold_and_reports_quality_with_its_n(codebook):
     assert stance_q.protocol == "5-fold stratified cross-validation" and frames_q.task == "frames"
     assert learner.quality(texts[:9], stance[:9], frames[:9])[0].macro_f1 is None
     assert not Learner(codebook, "embed_logreg").can_fit(["favor", "favor"])
+
+
+def test_annotate_says_which_name_it_needs(capsys, tmp_path):
+    from experiments.cli import main
+
+    assert main(["annotate", "--data", str(tmp_path), "--port", "8793"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: annotate needs --annotator NAME "
+                                               "(or --review --adjudicator NAME to settle disagreements)")
+    assert main(["annotate", "--review", "--data", str(tmp_path), "--port", "8793"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --review needs --adjudicator NAME: the name recorded with each decision"
