@@ -187,12 +187,13 @@ class GoldReport:
         return out
 
 
-def load_paragraphs(path: Path = paths.PARAGRAPHS) -> dict[str, dict[str, Any]]:
-    """The corpus paragraphs by id, in file (reading) order.
+def load_paragraphs(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The corpus paragraphs by id, in file (reading) order (default: ``paths.PARAGRAPHS``).
 
     A last line cut off by a crash while the annotation app was appending
     new paragraphs is ignored: it was never confirmed.
     """
+    path = paths.PARAGRAPHS if path is None else path
     if not path.exists():
         raise UserError(f"{path}: not found; run `python -m experiments corpus` first")
     return {record["id"]: record for _, record in read_jsonl(path, torn_tail_ok=True)}
@@ -206,8 +207,13 @@ def _check_labels(where: str, stance: str | None, frames: list[str], codebook: C
             raise UserError(f"{where}: unknown frame {frame!r}; use any of {', '.join(codebook.frame_labels)}")
 
 
-def _read_records(path: Path, model: type[BaseModel], paragraphs: dict, codebook: Codebook) -> list[tuple[str, Any]]:
-    """Validated records of one file, each with its ``file:line`` for messages."""
+def _read_records(path: Path, model: type[BaseModel], paragraphs: dict, codebook: Codebook,
+                  unknown_id: str | None = None) -> list[tuple[str, Any]]:
+    """Validated records of one file, each with its ``file:line`` for messages.
+
+    ``unknown_id`` replaces the end of the message for a paragraph id that
+    is not in ``paragraphs`` (after "paragraph id 'x' ").
+    """
     out = []
     for lineno, raw in read_jsonl(path, torn_tail_ok=True):
         where = f"{path}:{lineno}"
@@ -219,10 +225,9 @@ def _read_records(path: Path, model: type[BaseModel], paragraphs: dict, codebook
             problem = "unknown key" if error["type"] == "extra_forbidden" else error["msg"].removeprefix("Value error, ")
             raise UserError(f"{where}: {key}: {problem}") from None
         if record.paragraph_id not in paragraphs:
-            raise UserError(
-                f"{where}: paragraph id {record.paragraph_id!r} does not exist in {paths.PARAGRAPHS.name}; "
-                "fix the id or run `python -m experiments corpus`"
-            )
+            problem = unknown_id or (f"does not exist in {paths.PARAGRAPHS.name}; "
+                                     "fix the id or run `python -m experiments corpus`")
+            raise UserError(f"{where}: paragraph id {record.paragraph_id!r} {problem}")
         _check_labels(where, record.stance, record.frames, codebook)
         if getattr(record, "rationales", None):
             check_spans(where, record.rationales, paragraphs[record.paragraph_id]["text"], codebook)
@@ -230,17 +235,20 @@ def _read_records(path: Path, model: type[BaseModel], paragraphs: dict, codebook
     return out
 
 
-def annotation_files(directory: Path = paths.ANNOTATIONS) -> list[Path]:
+def annotation_files(directory: Path | None = None) -> list[Path]:
+    directory = paths.ANNOTATIONS if directory is None else directory
     return sorted(directory.glob("*.jsonl")) if directory.exists() else []
 
 
-def read_annotations(path: Path, paragraphs: dict, codebook: Codebook) -> list[tuple[str, Annotation]]:
+def read_annotations(path: Path, paragraphs: dict, codebook: Codebook,
+                     unknown_id: str | None = None) -> list[tuple[str, Annotation]]:
     """Every validated record of one annotator file, in file order, with its ``file:line``."""
-    return _read_records(path, Annotation, paragraphs, codebook)
+    return _read_records(path, Annotation, paragraphs, codebook, unknown_id)
 
 
 def latest_labels(
-    codebook: Codebook, paragraphs: dict, annotations_dir: Path = paths.ANNOTATIONS, stale: list[str] | None = None
+    codebook: Codebook, paragraphs: dict, annotations_dir: Path | None = None, stale: list[str] | None = None,
+    unknown_id: str | None = None,
 ) -> dict[str, dict[str, Annotation]]:
     """``{paragraph_id: {annotator: label record}}``: each annotator's standing label.
 
@@ -250,7 +258,7 @@ def latest_labels(
     """
     latest: dict[str, dict[str, Annotation]] = defaultdict(dict)
     for path in annotation_files(annotations_dir):
-        for where, record in read_annotations(path, paragraphs, codebook):
+        for where, record in read_annotations(path, paragraphs, codebook, unknown_id):
             if record.annotator != path.stem:
                 raise UserError(f"{where}: annotator {record.annotator!r} in {path.name}; "
                                 f"each annotator's records belong in their own file ({record.annotator}.jsonl)")
@@ -266,12 +274,14 @@ def latest_labels(
 
 
 def latest_adjudications(
-    codebook: Codebook, paragraphs: dict, adjudications: Path = paths.ADJUDICATIONS, stale: list[str] | None = None
+    codebook: Codebook, paragraphs: dict, adjudications: Path | None = None, stale: list[str] | None = None,
+    unknown_id: str | None = None,
 ) -> dict[str, Adjudication]:
     """The latest adjudication of each paragraph; records whose hash no longer matches go to ``stale``."""
+    adjudications = paths.ADJUDICATIONS if adjudications is None else adjudications
     decided: dict[str, Adjudication] = {}
     if adjudications.exists():
-        for where, record in _read_records(adjudications, Adjudication, paragraphs, codebook):
+        for where, record in _read_records(adjudications, Adjudication, paragraphs, codebook, unknown_id):
             if record.hash != paragraphs[record.paragraph_id]["hash"]:
                 if stale is not None:
                     stale.append(f"{where} ({record.paragraph_id})")
@@ -283,13 +293,20 @@ def latest_adjudications(
 def derive_gold(
     codebook: Codebook,
     paragraphs: dict[str, dict[str, Any]],
-    annotations_dir: Path = paths.ANNOTATIONS,
-    adjudications: Path = paths.ADJUDICATIONS,
+    annotations_dir: Path | None = None,
+    adjudications: Path | None = None,
+    unknown_id: str | None = None,
 ) -> GoldReport:
-    """Combine every annotator's latest valid record (and adjudications) into gold labels."""
+    """Combine every annotator's latest valid record (and adjudications) into gold labels.
+
+    The files default to ``paths.ANNOTATIONS`` and ``paths.ADJUDICATIONS``,
+    looked up at call time. ``unknown_id`` is what the error for a record
+    naming a paragraph that ``paragraphs`` lacks says after the id (by
+    default: fix the id or rebuild the corpus).
+    """
     report = GoldReport()
-    latest = latest_labels(codebook, paragraphs, annotations_dir, report.stale)
-    decided = latest_adjudications(codebook, paragraphs, adjudications, report.stale)
+    latest = latest_labels(codebook, paragraphs, annotations_dir, report.stale, unknown_id)
+    decided = latest_adjudications(codebook, paragraphs, adjudications, report.stale, unknown_id)
 
     frame_order = {name: i for i, name in enumerate(codebook.frame_labels)}
     for pid, paragraph in paragraphs.items():
@@ -332,7 +349,8 @@ def derive_gold(
     return report
 
 
-def write_gold(report: GoldReport, out: Path = paths.GOLD) -> Path:
+def write_gold(report: GoldReport, out: Path | None = None) -> Path:
+    out = paths.GOLD if out is None else out
     write_jsonl_atomic(out, report.gold)
     return out
 

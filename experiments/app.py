@@ -237,7 +237,9 @@ def create_app(session: Session | ReviewSession, hosts: Iterable[str]) -> FastAP
 
 
 def check_port(host: str, port: int) -> None:
-    """Refuse a port that is taken, before the app starts, with a one-line error."""
+    """Refuse a port out of range or taken, before the app starts, with a one-line error."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise UserError(f"--port {port}: use a port from 1 to 65535")
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

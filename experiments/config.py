@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from experiments.errors import UserError
 from experiments.io import read_yaml
@@ -26,6 +26,22 @@ Task = Literal["stance", "frames"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _Located(_Strict):
+    """A config section that knows the file it was loaded from, so later errors can name it."""
+
+    _file: str | None = PrivateAttr(default=None)
+
+    def where(self, key: str) -> str:
+        """``key`` prefixed with the config file, as errors about a key start: "configs/x.yaml: protocol.folds"."""
+        return f"{self._file}: {key}" if self._file else key
+
+    def __eq__(self, other: object) -> bool:
+        # Equal when the settings are: the file a config was read from is not one of them.
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
 
 
 class AuxiliaryConfig(_Strict):
@@ -67,7 +83,7 @@ class LearningCurveConfig(_Strict):
         return sorted(set(fractions))
 
 
-class ProtocolConfig(_Strict):
+class ProtocolConfig(_Located):
     """How train and test parts are drawn."""
 
     name: Literal["kfold", "lodo", "group_kfold", "split"] = "kfold"
@@ -101,7 +117,7 @@ class ModelConfig(_Strict):
         return self.label or self.name
 
 
-class Config(_Strict):
+class Config(_Located):
     """A whole experiment. See ``configs/base.yaml`` for every key with a comment."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -219,6 +235,8 @@ def load_config(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -
         config = Config.model_validate(raw)
     except ValidationError as exc:
         raise UserError(f"{path}: {describe_error(exc, Config)}") from None
+    # Errors found later (unknown data source, too many folds) name the file too; copies keep it.
+    config._file = config.protocol._file = str(path)
     from experiments.models import check_model_config
 
     for i, model in enumerate(config.models):

@@ -13,6 +13,7 @@ whitespace-normalised.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import re
 from dataclasses import dataclass
@@ -204,13 +205,21 @@ def segment_text(raw: str, doc_id: str) -> list[dict[str, Any]]:
 
 
 def read_document(path: Path) -> str:
-    """Read a document as UTF-8 text, refusing binary, non-UTF-8 or empty files."""
+    """Read a document as UTF-8 text, refusing UTF-16, NUL bytes, other non-UTF-8 bytes and empty files.
+
+    A NUL byte is never part of text; the error names the line of the first one.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UserError(f"{path}: cannot read the file ({exc.strerror}); check it exists and is readable") from None
-    if b"\x00" in data:
-        raise UserError(f"{path}: not a text document (it contains NUL bytes); remove it from {path.parent}")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise UserError(f"{path}: UTF-16 text; convert it to UTF-8, e.g. with iconv -f UTF-16 -t UTF-8")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise UserError(f"{path}:{line}: NUL byte at offset {nul}; remove the NUL bytes "
+                        "(if the file is UTF-16 text, convert it to UTF-8, e.g. with iconv -f UTF-16 -t UTF-8)")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -235,6 +244,25 @@ def document_id(path: Path) -> str:
     return _SLUG.sub("_", path.stem.lower()).strip("_") or "document"
 
 
+_FIELDS = ("id", "file", "title", "author", "date", "genre")
+
+
+def _manifest_entry(manifest_path: Path, i: int, entry: object) -> Document:
+    """One ``documents`` entry of the manifest as a ``Document``; a malformed entry is a one-line error."""
+    where = f"{manifest_path}: documents.{i}"
+    if not isinstance(entry, dict):
+        raise UserError(f"{where}: expected a mapping with keys {', '.join(_FIELDS)}, found {entry!r}; fix that entry")
+    unknown = [str(k) for k in entry if k not in _FIELDS]
+    if unknown:
+        raise UserError(f"{where}: unknown key {unknown[0]!r}; allowed keys are {', '.join(_FIELDS)}")
+    values = {k: (None if v is None else str(v)) for k, v in entry.items()}
+    if not (values.get("file") or "").strip():
+        raise UserError(f"{where}.file: missing; give the name of a document file in {manifest_path.parent}")
+    if not (values.get("id") or "").strip():
+        raise UserError(f"{where}.id: missing; give the document a unique id, e.g. {document_id(Path(values['file']))}")
+    return Document(**values)
+
+
 def load_documents(seeds_dir: Path = paths.SEEDS) -> list[Document]:
     """Every document file in ``seeds_dir``, described by the manifest where it lists the file.
 
@@ -247,11 +275,11 @@ def load_documents(seeds_dir: Path = paths.SEEDS) -> list[Document]:
         manifest = read_yaml(manifest_path) or {}
         if not isinstance(manifest, dict):
             raise UserError(f"{manifest_path}: expected a mapping with a 'documents' list")
-        for i, entry in enumerate(manifest.get("documents") or []):
-            try:
-                doc = Document(**{k: (None if v is None else str(v)) for k, v in entry.items()})
-            except TypeError as exc:
-                raise UserError(f"{manifest_path}: documents.{i}: {exc}; allowed keys are id, file, title, author, date, genre") from None
+        entries = manifest.get("documents") or []
+        if not isinstance(entries, list):
+            raise UserError(f"{manifest_path}: documents: expected a list of entries such as '- id: d1' with 'file: d1.txt'")
+        for i, entry in enumerate(entries):
+            doc = _manifest_entry(manifest_path, i, entry)
             if doc.file in listed:
                 raise UserError(f"{manifest_path}: documents.{i}: file {doc.file!r} is listed twice")
             if not (seeds_dir / doc.file).exists():
@@ -270,13 +298,17 @@ def load_documents(seeds_dir: Path = paths.SEEDS) -> list[Document]:
     return documents
 
 
-def build_corpus(seeds_dir: Path = paths.SEEDS, out: Path = paths.PARAGRAPHS) -> list[dict[str, Any]]:
+def build_corpus(seeds_dir: Path = paths.SEEDS, out: Path = paths.PARAGRAPHS, codebook=None) -> list[dict[str, Any]]:
     """Segment every seed document and write the paragraphs as JSON Lines.
 
     Paragraphs that the annotation app added from other sources (records
     with a ``source``) are kept after the seed paragraphs, unchanged. Every
-    document is read and checked before anything is written, so one bad
-    file leaves the previous ``paragraphs.jsonl`` untouched.
+    document is read and checked before anything is written, and so are
+    the annotation and adjudication files beside ``out``
+    (``annotations/*.jsonl``, ``adjudications.jsonl``) against the new
+    paragraphs, so one bad file leaves the previous ``paragraphs.jsonl``
+    untouched and gold never goes stale behind it. ``codebook`` (default:
+    the shipped one) gives the labels the records may use.
     """
     records: list[dict[str, Any]] = []
     for doc in load_documents(seeds_dir):
@@ -286,5 +318,21 @@ def build_corpus(seeds_dir: Path = paths.SEEDS, out: Path = paths.PARAGRAPHS) ->
             seed_docs = {r["doc_id"] for r in records}
             records.extend(r for _, r in read_jsonl(out, torn_tail_ok=True)
                            if r.get("source") and r["doc_id"] not in seed_docs)
+        _check_annotations(records, out.parent, seeds_dir, codebook)
         write_jsonl_atomic(out, records)
     return records
+
+
+def _check_annotations(records: list[dict[str, Any]], data_dir: Path, seeds_dir: Path, codebook) -> None:
+    """Read every annotation and adjudication record of ``data_dir`` against ``records``; the first bad line raises."""
+    from experiments.annotations import annotation_files, derive_gold
+
+    annotations, adjudications = data_dir / "annotations", data_dir / "adjudications.jsonl"
+    if not annotation_files(annotations) and not adjudications.exists():
+        return
+    if codebook is None:
+        from experiments.codebook import load_codebook
+
+        codebook = load_codebook()
+    derive_gold(codebook, {r["id"]: r for r in records}, annotations, adjudications,
+                unknown_id=f"is not in the corpus built from {seeds_dir}; fix that line")

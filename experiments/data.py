@@ -133,14 +133,18 @@ def load_dataset(config: Config, codebook: Codebook) -> tuple[datasets.Dataset, 
         names = importer.imported_names(importer.IMPORTED)
         if config.data.source not in names:
             available = [*sorted(DATA_SOURCES), *names]
-            raise UserError(f"data.source: unknown data source {config.data.source!r}; available: "
+            raise UserError(f"{config.where('data.source')}: unknown data source {config.data.source!r}; available: "
                             f"{', '.join(available)} (add one with `python -m experiments import`)")
         dataset, notes, labels = imported_source(config.data.source)
+    present: list[str] = []
     if "kind" in dataset.column_names:
         kinds = set(config.data.kinds)
+        present = sorted(set(dataset["kind"]))
         dataset = dataset.filter(lambda row: row["kind"] in kinds)
     if len(dataset) == 0:
-        raise UserError(f"data: no paragraphs of kind {config.data.kinds} in source {config.data.source!r}")
+        has = f"; it has {', '.join(present)}" if present else ""
+        raise UserError(f"{config.where('data.kinds')}: no paragraphs of kind {', '.join(config.data.kinds)} in "
+                        f"source {config.data.source!r}{has}")
     version = codebook.version if labels is None else f"imported:{config.data.source}"
     fp = fingerprint(dataset.to_list(), version)
     if config.data.auxiliary:
@@ -163,10 +167,10 @@ def _check_auxiliary_names(config: Config) -> None:
     names = importer.imported_names(importer.IMPORTED)
     for i, aux in enumerate(config.data.auxiliary):
         if aux.dataset not in names:
-            raise UserError(f"data.auxiliary.{i}.dataset: unknown imported dataset {aux.dataset!r}; available: "
+            raise UserError(f"{config.where(f'data.auxiliary.{i}.dataset')}: unknown imported dataset {aux.dataset!r}; available: "
                             f"{', '.join(names) or 'none yet'} (add one with `python -m experiments import`)")
         if aux.dataset == config.data.source:
-            raise UserError(f"data.auxiliary.{i}.dataset: {aux.dataset!r} is data.source itself; "
+            raise UserError(f"{config.where(f'data.auxiliary.{i}.dataset')}: {aux.dataset!r} is data.source itself; "
                             "name another imported dataset")
 
 
@@ -204,7 +208,7 @@ def load_auxiliary(config: Config, labels: list[str], main_hashes: set[str],
     index = {label: j for j, label in enumerate(labels)}
     ids, texts, y, weights, notes, digests = [], [], [], [], [], []
     for i, aux in enumerate(config.data.auxiliary):
-        key = f"data.auxiliary.{i}"
+        key = config.where(f"data.auxiliary.{i}")  # errors name the config file; the note below does not
         dataset, info = importer.load_imported(aux.dataset, importer.IMPORTED)
         own = list(info.get("stance_labels") or [])
         if not own:
@@ -241,7 +245,7 @@ def load_auxiliary(config: Config, labels: list[str], main_hashes: set[str],
         y += [index[r["stance"]] for r in records]
         weights += [aux.weight] * len(records)
         digests.append(fingerprint(records, f"auxiliary:{aux.dataset}:{aux.weight!r}"))
-        notes.append(f"{key} ({aux.dataset}): {len(records)} of {len(dataset)} rows added to every stance "
+        notes.append(f"data.auxiliary.{i} ({aux.dataset}): {len(records)} of {len(dataset)} rows added to every stance "
                      f"training part at weight {aux.weight:g}" + (f"; dropped {', '.join(dropped)}" if dropped else ""))
     out = AuxiliaryData(ids=ids, texts=texts, y=np.array(y, dtype=int), weights=np.array(weights, dtype=float))
     return out, notes, hashlib.sha256(json.dumps(digests).encode()).hexdigest()[:16]
@@ -256,7 +260,7 @@ def task_data(dataset: datasets.Dataset, task: str, config: Config, codebook: Co
     columns = dataset.to_dict()
     own = (label_sets or {}).get(task)
     if label_sets is not None and not own:
-        raise UserError(f"data.source: {config.data.source!r} has no {task} labels; "
+        raise UserError(f"{config.where('data.source')}: {config.data.source!r} has no {task} labels; "
                         f"set tasks to the ones it has ({', '.join(t for t, l in label_sets.items() if l)})")
     if task == "stance":
         labels = list(own or codebook.stance_labels)

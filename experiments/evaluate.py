@@ -103,7 +103,7 @@ def _parts(data: TaskData, config: Config, train: np.ndarray, test: np.ndarray) 
     for target in np.unique(data.targets[test]):
         part_train, part_test = train[data.targets[train] == target], test[data.targets[test] == target]
         if not len(part_train):
-            raise UserError(f"data: target {str(target)!r} has test rows but no training rows in a fold; "
+            raise UserError(f"{config.where('data.target_mode')}: target {str(target)!r} has test rows but no training rows in a fold; "
                             "use target_mode: input, or a protocol that trains on every target")
         out.append((part_train, part_test))
     return out

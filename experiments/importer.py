@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import difflib
 import hashlib
 import io
 import json
@@ -44,7 +45,7 @@ import pyarrow.parquet as pq
 from experiments import paths
 from experiments.corpus import normalize_whitespace, text_hash
 from experiments.errors import UserError
-from experiments.io import locked
+from experiments.io import locked, read_json_object
 
 IMPORTED = paths.DATA / "imported"
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
@@ -251,6 +252,11 @@ def _read_table(path: Path, options: ImportOptions) -> _Table:
         return _Table(path, kind, positions, columns, digest.hexdigest())
     data = path.read_bytes()
     text = _decode(path, data, options.encoding)
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise UserError(f"{path}:{line}: NUL byte in the file; remove the NUL bytes "
+                        "(if the file is UTF-16 text, give --encoding utf-16)")
     if kind == "jsonl":
         positions, columns = _read_jsonl(path, text, named)
     else:
@@ -302,11 +308,18 @@ def _scalar(table: _Table, i: int, column: str, value: Any, what: str) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
+        _no_nul(table, i, column, value, what)
         return normalize_whitespace(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     shown = json.dumps(value, default=str)
     raise UserError(f"{table.where(i)}: the {what} in column {column!r} is {shown}; expected text")
+
+
+def _no_nul(table: _Table, i: int, column: str, value: str, what: str) -> None:
+    """Refuse a cell with a NUL character (a JSON ``\\u0000`` or a Parquet string): it is never part of text."""
+    if "\x00" in value:
+        raise UserError(f"{table.where(i)}: the {what} in column {column!r} contains a NUL character; remove it")
 
 
 def _relabel(table: _Table, i: int, column: str, raw: str, what: str, options: ImportOptions,
@@ -372,6 +385,7 @@ def _rows(table: _Table, name: str, options: ImportOptions) -> dict[str, list]:
         if raw_text is not None and not isinstance(raw_text, str):
             raise UserError(f"{table.where(i)}: the text in column {options.text_column!r} is "
                             f"{json.dumps(raw_text, default=str)}; expected a string")
+        _no_nul(table, i, options.text_column, raw_text or "", "text")
         text = normalize_whitespace(raw_text or "")
         if not text:
             raise UserError(f"{table.where(i)}: the text in column {options.text_column!r} is empty; "
@@ -441,6 +455,25 @@ def _rows(table: _Table, name: str, options: ImportOptions) -> dict[str, list]:
     return out
 
 
+def _check_stance_labels(table: _Table, stances: list[str], options: ImportOptions, known: list[str]) -> None:
+    """Refuse undeclared stance labels outside the codebook when the table's other labels are the codebook's."""
+    labels = list(dict.fromkeys(stances))  # in order of first appearance
+    outside = [label for label in labels if label not in known]
+    if not outside or len(outside) == len(labels):
+        return
+    column = options.stance_column
+    shown, renames = [], []
+    for label in outside:
+        i = stances.index(label)
+        raw = _scalar(table, i, column, table.columns[column][i], "stance label")
+        shown.append(f"{label!r} ({table.at(i)}" + (f", mapped from {raw!r})" if raw != label else ")"))
+        close = difflib.get_close_matches(raw.lower(), known, n=1, cutoff=0.75)
+        renames.append(f"--map {raw}={close[0] if close else 'LABEL'}")
+    raise UserError(f"{table.path}: stance labels outside the codebook in column {column!r}: {', '.join(shown)}; "
+                    f"rename them with {' '.join(renames)} (the codebook's labels: {', '.join(known)}), "
+                    f"or declare the label set with --stance-labels {','.join(labels)}")
+
+
 # --- counting ----------------------------------------------------------------------------------------------------
 
 
@@ -492,12 +525,18 @@ def _label_info(rows: dict[str, list], options: ImportOptions) -> dict:
 
 
 def import_table(path: Path, name: str, options: ImportOptions, root: Path = IMPORTED,
-                 force: bool = False) -> ImportSummary:
+                 force: bool = False, codebook=None) -> ImportSummary:
     """Check the whole table, then write ``root/name/`` (``dataset.parquet`` and ``info.json``) in one step.
 
     Nothing is written when any row is wrong. An existing dataset of that
     name is refused unless ``force``; then it is replaced only once the new
     one is complete, so a reader sees the old or the new, never half of one.
+
+    Without ``--stance-labels`` the stance labels (after ``--map``) are
+    either all ``codebook``'s (default: the shipped codebook) or a label set
+    of the table's own (raw SemEval ``FAVOR``/``AGAINST``/``NONE``, say,
+    which ``data.auxiliary.label_map`` maps later). A table that mixes the
+    two has a label that ``--map`` missed, and is refused.
     """
     path, root = Path(path), Path(root)
     _check_options(name, options)
@@ -507,6 +546,12 @@ def import_table(path: Path, name: str, options: ImportOptions, root: Path = IMP
                         "choose another --name or replace it with --force")
     table = _read_table(path, options)
     rows = _rows(table, name, options)
+    if options.stance_column is not None and not options.stance_labels:
+        if codebook is None:
+            from experiments.codebook import load_codebook
+
+            codebook = load_codebook()
+        _check_stance_labels(table, rows["stance"], options, list(codebook.stance_labels))
     info = {
         "name": name,
         "source": {"file": str(path), "sha256": table.sha256, "rows": len(rows["id"])},
@@ -566,8 +611,14 @@ def load_imported(name: str, root: Path = IMPORTED) -> tuple[datasets.Dataset, d
         raise UserError(f"unknown imported dataset {name!r}; imported in {root}: {shown} "
                         "(add one with `python -m experiments import FILE --name NAME`)")
     folder = root / name
-    info = json.loads((folder / "info.json").read_text(encoding="utf-8"))
-    return datasets.Dataset(pq.read_table(folder / "dataset.parquet")), info
+    fix = f"import the table again: python -m experiments import FILE --name {name} --force"
+    info = read_json_object(folder / "info.json", fix)
+    try:
+        table = pq.read_table(folder / "dataset.parquet")
+    except (pa.ArrowException, OSError) as exc:
+        raise UserError(f"{folder / 'dataset.parquet'}: not a readable Parquet file ({str(exc).splitlines()[0]}); "
+                        f"{fix}") from None
+    return datasets.Dataset(table), info
 
 
 # --- the terminal summary ----------------------------------------------------------------------------------------

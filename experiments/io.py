@@ -159,3 +159,39 @@ def read_yaml(path: Path, what: str = "file", missing_hint: str = "check the pat
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise UserError(f"{path}{where}: not valid YAML ({problem}); fix the syntax") from None
+
+
+def read_json_object(path: Path, fix: str) -> dict:
+    """Parse a JSON file that must hold one object (a run's ``metrics.json``, a model card).
+
+    A missing, unreadable, non-UTF-8, invalid or non-object file is a
+    one-line ``UserError`` that names the file (and the line, where there is
+    one) and ends with ``fix``, what to do about it.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found; {fix}") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the file ({exc.strerror}); {fix}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text; the file is damaged; {fix}") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); the file is damaged or cut off; {fix}") from None
+    if not isinstance(value, dict):
+        kind = {list: "a list", str: "a string", type(None): "null", bool: "true or false"}.get(type(value), "a number")
+        raise UserError(f"{path}: expected a JSON object, found {kind}; the file is damaged; {fix}")
+    return value
+
+
+def rerun_hint(run_dir: Path) -> str:
+    """What to do about a damaged file of a run directory: run its saved config again."""
+    config = Path(run_dir) / "config.yaml"
+    if config.is_file():
+        return f"re-run the config to make the run again: python -m experiments run {config}"
+    return "re-run the config that made this run: python -m experiments run CONFIG"

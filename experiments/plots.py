@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from experiments.errors import UserError  # noqa: E402
-from experiments.io import read_jsonl  # noqa: E402
+from experiments.io import read_json_object, read_jsonl, rerun_hint  # noqa: E402
 from experiments.metrics import calibration_bins  # noqa: E402
 
 # Okabe & Ito's colour-blind-safe palette.
@@ -58,7 +58,7 @@ def load_run(run_dir: Path) -> tuple[dict, list[dict]]:
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.exists():
         raise UserError(f"{run_dir}: not a run directory (no metrics.json); pass a directory printed by `run`")
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    metrics = read_json_object(metrics_path, rerun_hint(run_dir))
     predictions = [record for _, record in read_jsonl(run_dir / "predictions.jsonl")]
     return metrics, predictions
 

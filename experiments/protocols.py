@@ -41,15 +41,20 @@ def protocol(name: str) -> Callable[[Protocol], Protocol]:
     return register
 
 
-def _check_size(data: TaskData, folds: int, what: str = "paragraphs") -> None:
-    if len(data) < folds:
-        raise UserError(f"protocol.folds: {folds} folds need at least {folds} {what}, the data has {len(data)}")
+def _fewer_folds(n: int) -> str:
+    return f"set protocol.folds to at most {n}" if n >= 2 else "label more paragraphs"
+
+
+def _check_size(data: TaskData, spec: ProtocolConfig) -> None:
+    if len(data) < spec.folds:
+        raise UserError(f"{spec.where('protocol.folds')}: {spec.folds} folds need at least {spec.folds} paragraphs, "
+                        f"the data has {len(data)}; {_fewer_folds(len(data))}")
 
 
 @protocol("kfold")
 def repeated_kfold(data: TaskData, spec: ProtocolConfig, seed: int) -> Iterator[Fold]:
     """Repeated stratified k-fold; iterative stratification for multi-label frames."""
-    _check_size(data, spec.folds)
+    _check_size(data, spec)
     X = np.zeros(len(data))
     for repeat in range(spec.repeats):
         rs = seed + repeat
@@ -67,7 +72,7 @@ def _groups(data: TaskData, spec: ProtocolConfig) -> np.ndarray:
         return data.doc_ids
     if spec.group_column not in data.columns:
         raise UserError(
-            f"protocol.group_column: {spec.group_column!r} is not a column of the data "
+            f"{spec.where('protocol.group_column')}: {spec.group_column!r} is not a column of the data "
             f"(columns: {', '.join(sorted(data.columns))})"
         )
     return np.array(data.columns[spec.group_column])
@@ -78,7 +83,8 @@ def leave_one_document_out(data: TaskData, spec: ProtocolConfig, seed: int) -> I
     """Each document (or group) is the test part once: the honest number for a new article."""
     groups = _groups(data, spec)
     if len(set(groups)) < 2:
-        raise UserError("protocol.name: lodo needs at least two documents")
+        raise UserError(f"{spec.where('protocol.name')}: lodo needs at least two documents (values of "
+                        f"{spec.group_column}), the data has one; use protocol.name: kfold")
     for fold, (train, test) in enumerate(LeaveOneGroupOut().split(np.zeros(len(data)), groups=groups)):
         yield Fold(0, fold, train, test)
 
@@ -87,9 +93,12 @@ def leave_one_document_out(data: TaskData, spec: ProtocolConfig, seed: int) -> I
 def grouped_kfold(data: TaskData, spec: ProtocolConfig, seed: int) -> Iterator[Fold]:
     """k folds that never split a group (document) across train and test."""
     groups = _groups(data, spec)
-    _check_size(data, spec.folds)
-    if len(set(groups)) < spec.folds:
-        raise UserError(f"protocol.folds: {spec.folds} folds need at least {spec.folds} groups, found {len(set(groups))}")
+    _check_size(data, spec)
+    found = len(set(groups))
+    if found < spec.folds:
+        fix = f"{_fewer_folds(found)}, or use protocol.name: lodo" if found >= 2 else "use protocol.name: kfold"
+        raise UserError(f"{spec.where('protocol.folds')}: {spec.folds} folds need at least {spec.folds} groups "
+                        f"(values of {spec.group_column}), the data has {found}; {fix}")
     for repeat in range(spec.repeats):
         rs = seed + repeat
         splitter = (
@@ -104,15 +113,22 @@ def grouped_kfold(data: TaskData, spec: ProtocolConfig, seed: int) -> Iterator[F
 @protocol("split")
 def predefined_split(data: TaskData, spec: ProtocolConfig, seed: int) -> Iterator[Fold]:
     """A column marks rows train, dev or test; the test rows are scored once."""
+    key = spec.where("protocol.split_column")
     if spec.split_column not in data.columns:
-        raise UserError(f"protocol.split_column: {spec.split_column!r} is not a column of the data")
-    split = np.array(data.columns[spec.split_column])
-    unknown = sorted({str(v) for v in split} - {"train", "dev", "test"})
+        raise UserError(f"{key}: {spec.split_column!r} is not a column of the data "
+                        f"(columns: {', '.join(sorted(data.columns))}); name the column that holds train, dev and test, "
+                        "or use another protocol.name")
+    values = data.columns[spec.split_column]
+    if all(v is None for v in values):
+        raise UserError(f"{key}: {spec.split_column!r} is empty in every row; import the table again with "
+                        "--split-column COLUMN, or use another protocol.name")
+    split = np.array(values)
+    unknown = sorted({str(v) for v in values} - {"train", "dev", "test"})
     if unknown:
-        raise UserError(f"protocol.split_column: values must be train, dev or test, found {unknown}")
+        raise UserError(f"{key}: values must be train, dev or test, found {unknown}")
     train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
     if not len(train) or not len(test):
-        raise UserError(f"protocol.split_column: need both train and test rows in {spec.split_column!r}")
+        raise UserError(f"{key}: need both train and test rows in {spec.split_column!r}")
     yield Fold(0, 0, train, test)
 
 

@@ -27,7 +27,7 @@ import yaml
 
 from experiments import paths
 from experiments.errors import UserError
-from experiments.io import read_jsonl, write_text_atomic
+from experiments.io import read_json_object, read_jsonl, rerun_hint, write_text_atomic
 from experiments.selection import describe as describe_selection
 from experiments.plots import METRIC_NAMES, describe_protocol, slug
 from experiments.render import (
@@ -101,12 +101,10 @@ def _read(run_dir: Path) -> tuple[dict, dict]:
         if not (run_dir / name).is_file():
             why = "folder not found" if not run_dir.is_dir() else f"{name} is missing"
             raise UserError(f"{run_dir}: not a finished run directory ({why}); {RUN_HINT}")
-    try:
-        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-        meta = json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{run_dir}: not a finished run directory (unreadable JSON: {exc}); {RUN_HINT}") from None
-    return metrics, meta
+    from experiments.io import read_json_object, rerun_hint
+
+    fix = rerun_hint(run_dir)
+    return read_json_object(run_dir / "metrics.json", fix), read_json_object(run_dir / "meta.json", fix)
 
 
 def protocol_text(protocol: dict) -> str:
@@ -517,7 +515,7 @@ class Run:
     @cached_property
     def top_features(self) -> dict:
         path = self.dir / "top_features.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        return read_json_object(path, rerun_hint(self.dir)) if path.is_file() else {}
 
     @property
     def protocol(self) -> dict:

@@ -12,7 +12,6 @@ usual reasons numbers move.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from experiments.errors import UserError
+from experiments.io import read_json_object, rerun_hint
 
 
 def diff_values(old: Any, new: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
@@ -79,10 +79,8 @@ class Reproduction:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: cannot read it ({exc}); is this a finished run directory?") from None
+    """A JSON object of a run directory; a damaged file is a one-line error that says to re-run the config."""
+    return read_json_object(path, rerun_hint(path.parent))
 
 
 def _context(old_meta: dict, new_meta: dict) -> list[str]:

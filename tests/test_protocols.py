@@ -154,10 +154,14 @@ def test_folds_are_sorted_index_arrays():
 @pytest.mark.parametrize(
     "name, spec, message",
     [
-        ("kfold", {"folds": 30}, "protocol.folds: 30 folds need at least 30 paragraphs, the data has 24"),
-        ("group_kfold", {"folds": 7}, "protocol.folds: 7 folds need at least 7 groups, found 6"),
+        ("kfold", {"folds": 30}, "protocol.folds: 30 folds need at least 30 paragraphs, the data has 24; "
+                                 "set protocol.folds to at most 24"),
+        ("group_kfold", {"folds": 7}, "protocol.folds: 7 folds need at least 7 groups (values of doc_id), the data "
+                                      "has 6; set protocol.folds to at most 6, or use protocol.name: lodo"),
         ("lodo", {"group_column": "source"}, "protocol.group_column: 'source' is not a column of the data (columns: outlet, split)"),
-        ("split", {"split_column": "part"}, "protocol.split_column: 'part' is not a column of the data"),
+        ("split", {"split_column": "part"}, "protocol.split_column: 'part' is not a column of the data (columns: "
+                                            "outlet, split); name the column that holds train, dev and test, "
+                                            "or use another protocol.name"),
     ],
 )
 def test_a_protocol_that_cannot_be_applied_is_an_error(name, spec, message):
@@ -169,7 +173,8 @@ def test_a_protocol_that_cannot_be_applied_is_an_error(name, spec, message):
 def test_lodo_needs_two_documents():
     data = task_data("stance")
     data.doc_ids = np.array(["only"] * len(DOCS))
-    with pytest.raises(UserError, match=r"^protocol\.name: lodo needs at least two documents$"):
+    with pytest.raises(UserError, match=r"^protocol\.name: lodo needs at least two documents \(values of doc_id\), "
+                                        r"the data has one; use protocol\.name: kfold$"):
         make_folds(data, ProtocolConfig(name="lodo"), 0)
 
 
