@@ -125,3 +125,15 @@ def test_an_unknown_name_lists_the_registered_models(name):
 def test_an_unknown_parameter_is_an_error():
     with pytest.raises(UserError, match=r"^model 'tfidf_cnb': tfidf_cnb\(\) got an unexpected keyword argument 'C'$"):
         build_model("tfidf_cnb", "stance", seed=0, params={"C": 1.0})
+
+
+def test_stratified_frames_baseline_draws_each_frame_independently():
+    # One seed for every frame made the draws nested: a rarer frame appeared only where a commoner one did.
+    rng = np.random.default_rng(0)
+    Y = (rng.random((400, 4)) < [0.5, 0.4, 0.3, 0.2]).astype(int)
+    texts = [f"paragraph {i}" for i in range(400)]
+    P = np.asarray(build_model("stratified", "frames", 0, labels=list("abcd")).fit(texts, Y).predict(texts))
+    assert len({tuple(row) for row in P}) == 16  # every combination of four frames occurs
+    rarest_alone = ((P[:, 3] == 1) & (P[:, 0] == 0)).sum()
+    assert rarest_alone > 20  # about 0.2 * 0.5 * 400 = 40 when independent; 0 when nested
+    assert np.allclose(P.mean(axis=0), [0.5, 0.4, 0.3, 0.2], atol=0.08)

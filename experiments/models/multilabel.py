@@ -39,6 +39,16 @@ class OneVsRestFrames(ClassifierMixin, BaseEstimator):
             return Pipeline([*estimator.steps[:-1], (name, cls(final, min_train_positives))])
         return cls(estimator, min_train_positives)
 
+    def _for_frame(self, j: int):
+        """A fresh copy of the estimator for frame ``j``. A seeded random estimator gets a seed of its own per
+        frame: with one seed for all, a random baseline draws every frame from the same stream, so its frame
+        sets come out nested (frame j is on only where a more frequent frame is) instead of independent."""
+        estimator = clone(self.estimator)
+        seed = estimator.get_params().get("random_state")
+        if isinstance(seed, (int, np.integer)):
+            estimator.set_params(random_state=int(seed) + 1009 * (j + 1))
+        return estimator
+
     def fit(self, X, Y):
         Y = np.asarray(Y)
         n, n_frames = Y.shape
@@ -51,7 +61,7 @@ class OneVsRestFrames(ClassifierMixin, BaseEstimator):
                 self.estimators_.append(positives / n)
                 self.degenerate_.append(j)
             else:
-                self.estimators_.append(clone(self.estimator).fit(X, Y[:, j]))
+                self.estimators_.append(self._for_frame(j).fit(X, Y[:, j]))
         return self
 
     def predict_proba(self, X):
