@@ -114,23 +114,52 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from experiments.inputs import TableColumns, open_inputs
     from experiments.predict import predict_files, predict_report
 
+    ray = args.engine == "ray"
+    # Options of one engine given to the other are refused, not ignored.
+    if ray:
+        if not args.out:
+            raise UserError("--engine ray needs --out FOLDER: it writes Parquet shards and a manifest there")
+        if args.format not in (None, "parquet"):
+            raise UserError(f"--format {args.format}: --engine ray writes Parquet shards; leave out --format")
+        if args.chunk_size is not None:
+            raise UserError("--chunk-size works with --engine local; with --engine ray, use --batch-size")
+        if args.review_queue is not None:
+            raise UserError("--review-queue works with --engine local; with --engine ray, "
+                            "select the needs_review rows from the shards")
+    else:
+        for flag, value in (("--address", args.address), ("--num-workers", args.num_workers),
+                            ("--batch-size", args.batch_size), ("--shard-rows", args.shard_rows)):
+            if value is not None:
+                raise UserError(f"{flag} works with --engine ray; the local engine takes --chunk-size")
     columns = TableColumns(text=args.text_column, id=args.id_column, doc=args.doc_column)
     out = Path(args.out) if args.out else None
     with open_inputs(args.inputs, columns, args.stdin_format) as inputs:
         try:
-            summary = predict_files(args.run_dir, inputs, out=out, fmt=args.format, model=args.model,
-                                    chunk_size=args.chunk_size, progress=sys.stderr.isatty() and not args.no_progress,
-                                    min_confidence=args.min_confidence,
-                                    review_queue=Path(args.review_queue) if args.review_queue else None,
-                                    similarity=not args.no_similarity)
+            progress = sys.stderr.isatty() and not args.no_progress
+            if ray:
+                from experiments.distributed import BATCH_SIZE, SHARD_ROWS, predict_ray
+
+                summary = predict_ray(args.run_dir, inputs, out, model=args.model, num_workers=args.num_workers,
+                                      batch_size=BATCH_SIZE if args.batch_size is None else args.batch_size,
+                                      shard_rows=SHARD_ROWS if args.shard_rows is None else args.shard_rows,
+                                      address=args.address, progress=progress, min_confidence=args.min_confidence,
+                                      similarity=not args.no_similarity)
+            else:
+                summary = predict_files(args.run_dir, inputs, out=out, fmt=args.format, model=args.model,
+                                        chunk_size=256 if args.chunk_size is None else args.chunk_size,
+                                        progress=progress, min_confidence=args.min_confidence,
+                                        review_queue=Path(args.review_queue) if args.review_queue else None,
+                                        similarity=not args.no_similarity)
         except KeyboardInterrupt:
             if out is None:
                 raise
-            raise KeyboardInterrupt(f"interrupted; the finished chunks are kept, run the same command again to resume {_rel(out)}") from None
+            kept = "shards are kept" if ray else "chunks are kept"
+            raise KeyboardInterrupt(f"interrupted; the finished {kept}, run the same command again to resume {_rel(out)}") from None
     if out is not None:
         resumed = f" (resumed after {summary.resumed_from})" if summary.resumed_from else ""
         models = ", ".join(f"{task}: {name}" for task, name in summary.models.items())
-        print(f"{summary.paragraphs} paragraphs{resumed} labelled by {_rel(summary.run_dir)} [{models}] -> {_rel(out)}",
+        shards = " (Parquet shards and _manifest.json)" if ray else ""
+        print(f"{summary.paragraphs} paragraphs{resumed} labelled by {_rel(summary.run_dir)} [{models}] -> {_rel(out)}{shards}",
               file=sys.stderr)
     print(predict_report(summary, args.min_confidence, args.review_queue), file=sys.stderr)
 
@@ -309,19 +338,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("predict", help="label new paragraphs with the models a run saved (final_fit: true)")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, or a config's results folder (its newest run with models)")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help=".txt/.md documents, .jsonl/.csv/.tsv tables, folders, or - for stdin")
-    p.add_argument("--out", help="output file; unfinished output is resumed on the next call (default: standard output)")
-    p.add_argument("--format", choices=["jsonl", "csv"], help="output format (default: from --out's suffix, else jsonl)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help=".txt/.md documents, .jsonl/.csv/.tsv/.parquet tables, folders, or - for stdin")
+    p.add_argument("--out", help="output file (with --engine ray: a folder); unfinished output is resumed on the next call "
+                                 "(default: standard output)")
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="output format (default: from --out's suffix, else jsonl)")
     p.add_argument("--model", help="a saved model's name (default: the run's best per task)")
-    p.add_argument("--text-column", default="text", help="text column of .jsonl/.csv input (default: text)")
+    p.add_argument("--text-column", default="text", help="text column of .jsonl/.csv/.parquet input (default: text)")
     p.add_argument("--id-column", default="id", help="paragraph id column, if any (default: id; else FILE:LINE)")
     p.add_argument("--doc-column", default="doc_id", help="document id column, if any (default: doc_id; else the file name)")
-    p.add_argument("--stdin-format", default="text", choices=["text", "jsonl", "csv"], help="what - reads (default: text, a document)")
-    p.add_argument("--chunk-size", type=int, default=256, help="paragraphs labelled and saved per step (default: 256)")
+    p.add_argument("--stdin-format", default="text", choices=["text", "jsonl", "csv", "parquet"],
+                   help="what - reads (default: text, a document)")
+    p.add_argument("--chunk-size", type=int, help="local engine: paragraphs labelled and saved per step (default: 256)")
     p.add_argument("--min-confidence", type=float, metavar="P", help="mark rows whose calibrated confidence is below P as needs_review")
     p.add_argument("--review-queue", metavar="FILE.jsonl", help="also write the needs_review rows here, as a table `annotate --source` takes")
     p.add_argument("--no-similarity", action="store_true", help="skip the similarity to the training paragraphs (faster with TF-IDF models)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process (default); ray: Ray workers write Parquet shards and _manifest.json into the --out folder")
+    p.add_argument("--address", help="--engine ray: join this Ray cluster (auto, or HEAD:6379 from `ray start --head`); "
+                                     "default: start Ray on this machine")
+    p.add_argument("--num-workers", type=int, metavar="N", help="--engine ray: model-holding workers, one CPU each (default: all of Ray's CPUs)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="--engine ray: paragraphs per model call in a worker (default: 256)")
+    p.add_argument("--shard-rows", type=int, metavar="N", help="--engine ray: paragraphs per shard, the unit of work and of resuming (default: 10000)")
     p.set_defaults(func=cmd_predict)
 
     p = verbs.add_parser("annotate", help="open the labelling app in the browser (one annotator per process)")

@@ -1,10 +1,12 @@
-"""New text to label: documents, folders, JSON Lines or CSV tables, standard input.
+"""New text to label: documents, folders, JSON Lines, CSV or Parquet tables, standard input.
 
 ``open_inputs`` checks the paths a user named and ``iter_paragraphs``
 streams one record per paragraph from them, in a fixed order, so a second
 pass over the same inputs yields the same paragraphs (``predict`` relies on
 that to resume). Documents are segmented by the corpus rules; a table row
 is one paragraph, its text whitespace-normalised like the corpus.
+``iter_file`` reads one file from its n-th paragraph on, which is how the
+Ray engine's workers read their shard of the inputs.
 
 >>> import tempfile, pathlib
 >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -15,7 +17,9 @@ is one paragraph, its text whitespace-normalised like the corpus.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import itertools
 import shutil
 import sys
 import tempfile
@@ -27,13 +31,14 @@ from experiments.corpus import DOCUMENT_SUFFIXES, document_id, normalize_whitesp
 from experiments.errors import UserError
 from experiments.io import jsonl_records
 
-TABLE_SUFFIXES = (".jsonl", ".csv", ".tsv")
-STDIN_FORMATS = ("text", "jsonl", "csv")
+TABLE_SUFFIXES = (".jsonl", ".csv", ".tsv", ".parquet")
+STDIN_FORMATS = ("text", "jsonl", "csv", "parquet")
+PARQUET_BATCH = 1024  # rows decoded at a time from a Parquet file
 
 
 @dataclass(frozen=True)
 class TableColumns:
-    """Which columns of a JSON Lines or CSV table hold the text, the id and the document."""
+    """Which columns of a JSON Lines, CSV or Parquet table hold the text, the id and the document."""
 
     text: str = "text"
     id: str = "id"
@@ -44,7 +49,7 @@ class TableColumns:
 class Inputs:
     """Checked input files in reading order; ``close`` removes a spooled copy of stdin."""
 
-    files: list[tuple[Path, str]]  # (path, "document" | "jsonl" | "csv" | "tsv")
+    files: list[tuple[Path, str]]  # (path, "document" | "jsonl" | "csv" | "tsv" | "parquet")
     names: list[str]  # as the user named them, for messages and resume checks
     columns: TableColumns = field(default_factory=TableColumns)
     _spool: Path | None = None
@@ -58,6 +63,24 @@ class Inputs:
             out.append({"file": name, "kind": kind, "bytes": stat.st_size,
                         "mtime": None if name == "<stdin>" else stat.st_mtime_ns})
         return out
+
+    def source(self, path: Path) -> str:
+        """How messages name ``path``: as given, or ``<stdin>`` for the copy of standard input."""
+        return "<stdin>" if self._spool and path.is_relative_to(self._spool) else str(path)
+
+    def check_output(self, out: Path, flag: str = "--out") -> None:
+        """Refuse an output that is one of the inputs, lies inside an input folder, or holds an input."""
+        target = Path(out).resolve()
+        for name in self.names:
+            if name == "-":
+                continue
+            given = Path(name).resolve()
+            if target == given:
+                raise UserError(f"{flag} {out}: is one of the inputs; write the output somewhere else")
+            if given.is_dir() and target.is_relative_to(given):
+                raise UserError(f"{flag} {out}: is inside the input folder {name}; write the output outside it")
+            if given.is_relative_to(target):
+                raise UserError(f"{flag} {out}: holds the input {name}; write the output somewhere else")
 
     def close(self) -> None:
         if self._spool:
@@ -87,7 +110,8 @@ def open_inputs(names: list[str], columns: TableColumns = TableColumns(), stdin_
     can be read twice (once to check and count, once to label).
     """
     if not names:
-        raise UserError("no input given; name .txt/.md documents, .jsonl/.csv tables, folders, or - for standard input")
+        raise UserError("no input given; name .txt/.md documents, .jsonl/.csv/.parquet tables, folders, "
+                        "or - for standard input")
     if names.count("-") > 1:
         raise UserError("standard input (-) can be named only once")
     files: list[tuple[Path, str]] = []
@@ -118,13 +142,13 @@ def _collect(names: list[str], stdin_format: str, files: list[tuple[Path, str]],
             found = sorted(p for p in path.rglob("*") if p.is_file() and _kind(p)
                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
             if not found:
-                raise UserError(f"{path}: no .txt, .md, .jsonl, .csv or .tsv files in this folder")
+                raise UserError(f"{path}: no .txt, .md, .jsonl, .csv, .tsv or .parquet files in this folder")
             files.extend((p, _kind(p)) for p in found)
         elif path.is_file():
             kind = _kind(path)
             if kind is None:
                 raise UserError(f"{path}: cannot read {path.suffix or 'files without a suffix'}; "
-                                "give .txt/.md documents, .jsonl/.csv/.tsv tables, or a folder of them")
+                                "give .txt/.md documents, .jsonl/.csv/.tsv/.parquet tables, or a folder of them")
             files.append((path, kind))
         else:
             raise UserError(f"{path}: no such file or folder")
@@ -133,31 +157,45 @@ def _collect(names: list[str], stdin_format: str, files: list[tuple[Path, str]],
 def iter_paragraphs(inputs: Inputs) -> Iterator[dict]:
     """One record per paragraph: ``id``, ``doc_id``, ``position``, ``kind``, ``text``, ``hash`` and ``source``."""
     for path, kind in inputs.files:
-        source = "<stdin>" if inputs._spool and path.is_relative_to(inputs._spool) else str(path)
-        if kind == "document":
-            try:
-                raw = read_document(path)
-            except UserError as exc:
-                raise UserError(str(exc).replace(str(path), source, 1)) from None
-            records = segment_text(raw, document_id(path) if source != "<stdin>" else "stdin")
-            if not records:
-                raise UserError(f"{source}: no paragraphs left after removing page boilerplate")
-            for record in records:
-                yield {"id": record["id"], "doc_id": record["doc_id"], "position": record["position"],
-                       "kind": record["kind"], "text": record["text"], "hash": record["hash"], "source": source}
-        else:
-            yield from _table_rows(path, kind, source, inputs.columns)
+        yield from iter_file(path, kind, inputs.source(path), inputs.columns)
 
 
-def _table_rows(path: Path, kind: str, source: str, columns: TableColumns) -> Iterator[dict]:
+def iter_file(path: Path, kind: str, source: str, columns: TableColumns = TableColumns(), start: int = 0) -> Iterator[dict]:
+    """The paragraphs of one input file (as ``iter_paragraphs``), from the ``start``-th (0-based) on.
+
+    The paragraphs before ``start`` are passed over without being built: a
+    table's rows are split but not decoded, a Parquet file's earlier row
+    groups are not read. ``start`` assumes a file already checked by a full
+    pass (``count_paragraphs``).
+    """
+    if kind == "document":
+        try:
+            raw = read_document(path)
+        except UserError as exc:
+            raise UserError(str(exc).replace(str(path), source, 1)) from None
+        records = segment_text(raw, document_id(path) if source != "<stdin>" else "stdin")
+        if not records:
+            raise UserError(f"{source}: no paragraphs left after removing page boilerplate")
+        for record in itertools.islice(records, start, None):
+            yield {"id": record["id"], "doc_id": record["doc_id"], "position": record["position"],
+                   "kind": record["kind"], "text": record["text"], "hash": record["hash"], "source": source}
+    else:
+        yield from _table_rows(path, kind, source, columns, start)
+
+
+def _table_rows(path: Path, kind: str, source: str, columns: TableColumns, start: int = 0) -> Iterator[dict]:
     stem = "stdin" if source == "<stdin>" else document_id(path)
-    seen = 0
+    seen = start
     try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            if kind == "jsonl":
-                rows = jsonl_records(handle, source)
+        with contextlib.ExitStack() as stack:
+            if kind == "parquet":
+                rows = _parquet_rows(path, source, columns, start)
             else:
-                rows = _csv_rows(handle, source, columns, "\t" if kind == "tsv" else ",")
+                handle = stack.enter_context(open(path, encoding="utf-8-sig", newline=""))
+                if kind == "jsonl":
+                    rows = _jsonl_rows(handle, source, start)
+                else:
+                    rows = _csv_rows(handle, source, columns, "\t" if kind == "tsv" else ",", start)
             for lineno, row in rows:
                 where = f"{source}:{lineno}"
                 raw = row.get(columns.text)
@@ -165,6 +203,8 @@ def _table_rows(path: Path, kind: str, source: str, columns: TableColumns) -> It
                     raise UserError(f"{where}: no {columns.text!r} field; name the text field with --text-column")
                 if not isinstance(raw, str):
                     raise UserError(f"{where}: {columns.text!r} is not a string")
+                if "\x00" in raw:
+                    raise UserError(f"{where}: the text in column {columns.text!r} contains a NUL character; remove it")
                 text = normalize_whitespace(raw)
                 if not text:
                     raise UserError(f"{where}: the text is empty; fill it in or remove the row")
@@ -184,12 +224,74 @@ def _table_rows(path: Path, kind: str, source: str, columns: TableColumns) -> It
         raise UserError(f"{source}: the table has no rows")
 
 
-def _csv_rows(handle, source: str, columns: TableColumns, delimiter: str) -> Iterator[tuple[int, dict]]:
+def _jsonl_rows(handle, source: str, start: int) -> Iterator[tuple[int, dict]]:
+    """``(line_number, record)`` per non-blank line, after passing over ``start`` of them undecoded."""
+    passed = lines = 0
+    if start:
+        for line in handle:
+            lines += 1
+            if line.strip():
+                passed += 1
+                if passed == start:
+                    break
+    for lineno, record in jsonl_records(handle, source):
+        yield lines + lineno, record
+
+
+def _parquet_rows(path: Path, source: str, columns: TableColumns, start: int) -> Iterator[tuple[int, dict]]:
+    """``(row_number, record)`` per row (1-based), reading only the text, id and document columns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise UserError(f"{source}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    with parquet:
+        schema = parquet.schema_arrow
+        if columns.text not in schema.names:
+            raise UserError(f"{source}: no column {columns.text!r} (columns: {', '.join(schema.names) or 'none'}); "
+                            "name the text column with --text-column")
+        text_type = schema.field(columns.text).type
+        if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)
+                or pa.types.is_string_view(text_type)):
+            raise UserError(f"{source}: column {columns.text!r} holds {text_type}, not text; "
+                            "name the text column with --text-column")
+        wanted = [c for c in dict.fromkeys((columns.text, columns.id, columns.doc)) if c in schema.names]
+        groups, number = [], 0
+        for g in range(parquet.metadata.num_row_groups):
+            rows = parquet.metadata.row_group(g).num_rows
+            if groups or number + rows > start:
+                groups.append(g)
+            else:
+                number += rows
+        if not groups:
+            return
+        try:
+            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH, row_groups=groups, columns=wanted):
+                for record in batch.to_pylist():
+                    number += 1
+                    if number <= start:
+                        continue
+                    if record[columns.text] is None:
+                        record[columns.text] = ""  # a null text is an empty one
+                    yield number, record
+        except (pa.ArrowException, OSError) as exc:
+            raise UserError(f"{source}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+
+
+def _csv_rows(handle, source: str, columns: TableColumns, delimiter: str, start: int = 0) -> Iterator[tuple[int, dict]]:
     reader = csv.DictReader(handle, delimiter=delimiter)
     header = reader.fieldnames or []
     if columns.text not in header:
         shown = ", ".join(header) if header else "none"
         raise UserError(f"{source}: no column {columns.text!r} (columns: {shown}); name the text column with --text-column")
+    passed = 0
+    while passed < start:  # DictReader's own loop, without building the rows: blank rows are not rows
+        raw = next(reader.reader, None)
+        if raw is None:
+            return
+        passed += raw != []
     for row in reader:
         if None in row:
             raise UserError(f"{source}:{reader.line_num}: more fields than the header has; quote fields that contain '{delimiter}'")
@@ -200,7 +302,12 @@ def _csv_rows(handle, source: str, columns: TableColumns, delimiter: str) -> Ite
 
 def count_paragraphs(inputs: Inputs) -> int:
     """Read everything once, refusing bad input before anything is written; return the paragraph count."""
-    n = sum(1 for _ in iter_paragraphs(inputs))
-    if n == 0:
+    return sum(count_per_file(inputs))
+
+
+def count_per_file(inputs: Inputs) -> list[int]:
+    """``count_paragraphs`` file by file, in the order of ``inputs.files``."""
+    counts = [sum(1 for _ in iter_file(path, kind, inputs.source(path), inputs.columns)) for path, kind in inputs.files]
+    if sum(counts) == 0:
         raise UserError(f"{', '.join(inputs.names)}: no paragraphs to label")
-    return n
+    return counts

@@ -8,10 +8,14 @@ From a notebook::
     # [{'stance': 'against', 'stance_probs': {...}, 'frames': ['sovereignty'], 'frame_probs': {...}}]
 
 From the command line, ``predict_files`` streams any number of paragraphs in
-chunks to JSON Lines or CSV. With ``--out`` it writes a hidden
+chunks to JSON Lines, CSV or Parquet. With ``--out`` it writes a hidden
 ``.<out>.partial`` file and a small state file after every chunk, so an
 interrupted run resumes after the last finished chunk; the output appears
-under its real name only when complete.
+under its real name only when complete. For Parquet the partial file is an
+Arrow stream, one record batch per chunk, and the Parquet file is written
+from it at the end (in row groups of ``ROW_GROUP_ROWS``, so the file does
+not depend on the chunk size). ``experiments.distributed`` runs the same
+labelling on a Ray cluster (``--engine ray``).
 """
 
 from __future__ import annotations
@@ -31,10 +35,11 @@ from tqdm.auto import tqdm
 from experiments import calibration
 from experiments.errors import UserError
 from experiments.inputs import Inputs, count_paragraphs, iter_paragraphs
-from experiments.io import dumps, write_text_atomic
+from experiments.io import dumps, read_json_object, rerun_hint, write_text_atomic
 
 TASKS = ("stance", "frames")
-FORMATS = ("jsonl", "csv")
+FORMATS = ("jsonl", "csv", "parquet")
+ROW_GROUP_ROWS = 16_384  # rows per Parquet row group, whatever the chunk size
 
 
 def find_run_with_models(run_dir: Path) -> Path:
@@ -57,7 +62,7 @@ def _best_model(run_dir: Path, task: str, available: list[str]) -> tuple[str, di
 
     metrics_path = run_dir / "metrics.json"
     if metrics_path.exists():
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        metrics = read_json_object(metrics_path, rerun_hint(run_dir))
         info = metrics["tasks"].get(task, {})
         models = info.get("models", {})
         chosen = info.get("selection")
@@ -185,7 +190,10 @@ def predict_texts(texts: list[str], run_dir: str | Path, model: str | None = Non
     return Predictor.from_run(run_dir, model).predict(texts)
 
 
-def _output_rows(paragraphs: list[dict], predictions: list[dict], predictor: Predictor) -> Iterator[dict]:
+def _output_rows(paragraphs: list[dict], predictions: list[dict], predictor: Predictor,
+                 run: str | None = None) -> Iterator[dict]:
+    """One output row per paragraph; ``run`` names the run directory as the user gave it (default: the predictor's)."""
+    run = str(predictor.run_dir) if run is None else run
     for paragraph, predicted in zip(paragraphs, predictions):
         yield {
             "doc_id": paragraph["doc_id"],
@@ -194,7 +202,7 @@ def _output_rows(paragraphs: list[dict], predictions: list[dict], predictor: Pre
             "text": paragraph["text"],
             **predicted,
             "codebook_version": predictor.codebook_version,
-            "run": str(predictor.run_dir),
+            "run": run,
             "models": predictor.describe(),
         }
 
@@ -217,6 +225,18 @@ def csv_header(predictor: Predictor, needs_review: bool = False) -> list[str]:
                                                              *(f"{task}_model" for task in predictor.models)]
 
 
+def _flat(row: dict, extra: list[str], frames=list) -> list:
+    """A row's values in ``csv_header`` order; ``frames`` turns the list of frames into the cell."""
+    flat = [row["doc_id"], row["paragraph_id"], row["hash"], row["text"]]
+    if "stance" in row:
+        flat += [row["stance"], *row["stance_probs"].values()]
+    if "frames" in row:
+        flat += [frames(row["frames"]), *row["frame_probs"].values()]
+    flat += [row[k] for k in extra]
+    flat += [row["codebook_version"], row["run"], *row["models"].values()]
+    return flat
+
+
 def _format(rows: list[dict], fmt: str, predictor: Predictor, header: bool) -> str:
     if fmt == "jsonl":
         return "".join(dumps(row) + "\n" for row in rows)
@@ -227,15 +247,82 @@ def _format(rows: list[dict], fmt: str, predictor: Predictor, header: bool) -> s
     if header:
         writer.writerow(csv_header(predictor, needs_review))
     for row in rows:
-        flat = [row["doc_id"], row["paragraph_id"], row["hash"], row["text"]]
-        if "stance" in row:
-            flat += [row["stance"], *row["stance_probs"].values()]
-        if "frames" in row:
-            flat += [";".join(row["frames"]), *row["frame_probs"].values()]
-        flat += [row[k] for k in extra]
-        flat += [row["codebook_version"], row["run"], *row["models"].values()]
-        writer.writerow(flat)
+        writer.writerow(_flat(row, extra, ";".join))
     return buffer.getvalue()
+
+
+_FLOATS = ("stance_confidence", "frames_confidence", "confidence", "train_similarity")
+
+
+def arrow_schema(predictor: Predictor, needs_review: bool = False):
+    """The Parquet columns: ``csv_header``'s, typed (probabilities as doubles, ``frames`` a list of strings)."""
+    import pyarrow as pa
+
+    fields = []
+    for name in csv_header(predictor, needs_review):
+        if name.startswith(("p_stance_", "p_frame_")) or name in _FLOATS:
+            kind = pa.float64()
+        elif name in ("unfamiliar", "needs_review"):
+            kind = pa.bool_()
+        elif name == "frames":
+            kind = pa.list_(pa.string())
+        else:
+            kind = pa.string()
+        fields.append(pa.field(name, kind))
+    return pa.schema(fields)
+
+
+def arrow_table(rows: list[dict], schema):
+    """``rows`` (as ``_output_rows`` makes them) as an Arrow table with ``schema`` (see ``arrow_schema``)."""
+    import pyarrow as pa
+
+    extra = [name for name in schema.names if name in (*_FLOATS, "unfamiliar", "needs_review")]  # extra_columns
+    columns = list(zip(*(_flat(row, extra) for row in rows))) or [()] * len(schema)
+    return pa.Table.from_arrays([pa.array(list(values), type=f.type) for values, f in zip(columns, schema)],
+                                schema=schema)
+
+
+def write_parquet(batches, schema, path: Path) -> int:
+    """Write record batches to ``path`` in row groups of ``ROW_GROUP_ROWS`` and sync it; the number of rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pending: list = []
+    held = written = 0
+    with open(path, "wb") as handle:
+        with pq.ParquetWriter(handle, schema) as writer:
+            for batch in batches:
+                pending.append(batch)
+                held += batch.num_rows
+                while held >= ROW_GROUP_ROWS:
+                    table = pa.Table.from_batches(pending, schema=schema)
+                    writer.write_table(table.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                    rest = table.slice(ROW_GROUP_ROWS)
+                    pending, held, written = rest.to_batches(), rest.num_rows, written + ROW_GROUP_ROWS
+            if held:
+                writer.write_table(pa.Table.from_batches(pending, schema=schema), row_group_size=ROW_GROUP_ROWS)
+                written += held
+        handle.flush()
+        os.fsync(handle.fileno())
+    return written
+
+
+def _arrow_stream(rows: list[dict], schema, header: bool) -> bytes:
+    """``rows`` as Arrow IPC stream messages (the schema first when ``header``): appendable, unlike Parquet."""
+    parts = [schema.serialize().to_pybytes()] if header else []
+    parts += [batch.serialize().to_pybytes() for batch in arrow_table(rows, schema).to_batches()]
+    return b"".join(parts)
+
+
+def _stream_to_parquet(partial: Path, out: Path, schema) -> None:
+    """The finished Arrow stream ``partial`` as the Parquet file ``out`` (written beside it, then renamed)."""
+    import pyarrow as pa
+
+    tmp = out.with_name(f".{out.name}.partial.parquet")
+    with pa.memory_map(str(partial)) as source:
+        write_parquet(pa.ipc.open_stream(source), schema, tmp)
+    os.replace(tmp, out)
+    partial.unlink()
 
 
 def _queue_rows(rows: list[dict]) -> str:
@@ -289,9 +376,16 @@ def predict_files(
     gets ``needs_review: true``, and ``review_queue`` (a ``.jsonl`` path)
     collects those rows as a table that ``annotate --source`` takes.
     """
-    fmt = fmt or (out.suffix.lstrip(".").lower() if out is not None and out.suffix.lower() in (".csv", ".jsonl") else "jsonl")
+    suffix = out.suffix.lower() if out is not None else ""
+    fmt = fmt or (suffix.lstrip(".") if suffix in (".csv", ".jsonl", ".parquet") else "jsonl")
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if fmt == "parquet" and out is None:
+        raise UserError("--format parquet needs --out FILE.parquet: Parquet is not written to standard output")
+    if out is not None:
+        if out.is_dir():
+            raise UserError(f"--out {out}: is a folder; name a file (--engine ray writes a folder of shards)")
+        inputs.check_output(out)
     if chunk_size < 1:
         raise UserError("--chunk-size must be at least 1")
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
@@ -303,8 +397,10 @@ def predict_files(
             raise UserError(f"--review-queue {review_queue}: name a .jsonl file (annotate --source reads it)")
         if out is not None and review_queue.resolve() == out.resolve():
             raise UserError(f"--review-queue {review_queue}: must differ from --out")
+        inputs.check_output(review_queue, "--review-queue")
     total = count_paragraphs(inputs)  # every input is checked before anything is written
     predictor = Predictor.from_run(run_dir, model, similarity=similarity)
+    schema = arrow_schema(predictor, min_confidence is not None) if fmt == "parquet" else None
     state = {
         "run": str(predictor.run_dir.resolve()), "models": predictor.describe(), "format": fmt,
         "inputs": inputs.signature(), "columns": vars(inputs.columns), "chunk_size": chunk_size,
@@ -351,8 +447,11 @@ def predict_files(
                     row["needs_review"] = row["confidence"] < min_confidence
                     counts["needs_review"] += row["needs_review"]
                 counts["unfamiliar"] += bool(row.get("unfamiliar"))
-            text = _format(rows, fmt, predictor, header=fmt == "csv" and done + written == 0)
-            sink.write(text.encode("utf-8") if out is not None else text)
+            if fmt == "parquet":
+                sink.write(_arrow_stream(rows, schema, header=done + written == 0))
+            else:
+                text = _format(rows, fmt, predictor, header=fmt == "csv" and done + written == 0)
+                sink.write(text.encode("utf-8") if out is not None else text)
             sink.flush()
             if queue is not None:
                 queue.write(_queue_rows(rows).encode("utf-8"))
@@ -372,15 +471,23 @@ def predict_files(
         if queue is not None:
             queue.close()
     if out is not None:
-        os.replace(partial, out)
+        if fmt == "parquet":
+            _stream_to_parquet(partial, out, schema)
+        else:
+            os.replace(partial, out)
         state_path.unlink(missing_ok=True)
     if queue_partial is not None:
         os.replace(queue_partial, review_queue)
-    warning = predictor.novelty.summary(counts["unfamiliar"], total) if predictor.novelty is not None else None
-    return PredictSummary(paragraphs=total, resumed_from=done, out=out, models=predictor.describe(),
-                          run_dir=predictor.run_dir, needs_review=counts["needs_review"],
-                          unfamiliar=counts["unfamiliar"], novelty_warning=warning,
-                          similarity_checked=predictor.novelty is not None,
+    return summarize(predictor, total, done, out, counts["needs_review"], counts["unfamiliar"])
+
+
+def summarize(predictor: Predictor, total: int, resumed_from: int, out: Path | None, needs_review: int,
+              unfamiliar: int) -> PredictSummary:
+    """What a finished ``predict`` reports, whichever engine labelled the rows."""
+    warning = predictor.novelty.summary(unfamiliar, total) if predictor.novelty is not None else None
+    return PredictSummary(paragraphs=total, resumed_from=resumed_from, out=out, models=predictor.describe(),
+                          run_dir=predictor.run_dir, needs_review=needs_review, unfamiliar=unfamiliar,
+                          novelty_warning=warning, similarity_checked=predictor.novelty is not None,
                           selection={t: m.selection for t, m in predictor.models.items() if m.selection})
 
 

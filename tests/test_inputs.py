@@ -8,11 +8,14 @@ import tempfile
 import types
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from experiments.corpus import segment_text, text_hash
 from experiments.errors import UserError
-from experiments.inputs import Inputs, TableColumns, count_paragraphs, iter_paragraphs, open_inputs
+from experiments.inputs import (Inputs, TableColumns, count_paragraphs, count_per_file, iter_file, iter_paragraphs,
+                               open_inputs)
 
 DOCUMENT = (
     "Strikes Near Isfahan\n"
@@ -128,7 +131,7 @@ def test_a_folder_with_nothing_readable_is_refused(tmp_path):
     write(folder / ".hidden.txt", "hidden\n")
     with pytest.raises(UserError) as excinfo:
         open_inputs([str(folder)])
-    assert str(excinfo.value) == f"{folder}: no .txt, .md, .jsonl, .csv or .tsv files in this folder"
+    assert str(excinfo.value) == f"{folder}: no .txt, .md, .jsonl, .csv, .tsv or .parquet files in this folder"
 
 
 # --- tables ------------------------------------------------------------------------------------------------------
@@ -259,13 +262,13 @@ def test_a_file_of_unknown_type_is_refused(tmp_path):
     path = write(tmp_path / "scan.pdf", b"%PDF")
     with pytest.raises(UserError) as excinfo:
         open_inputs([str(path)])
-    assert str(excinfo.value) == (f"{path}: cannot read .pdf; give .txt/.md documents, .jsonl/.csv/.tsv tables, "
-                                  "or a folder of them")
+    assert str(excinfo.value) == (f"{path}: cannot read .pdf; give .txt/.md documents, .jsonl/.csv/.tsv/.parquet "
+                                  "tables, or a folder of them")
     bare = write(tmp_path / "README", "text\n")
     with pytest.raises(UserError) as excinfo:
         open_inputs([str(bare)])
     assert str(excinfo.value) == (f"{bare}: cannot read files without a suffix; give .txt/.md documents, "
-                                  ".jsonl/.csv/.tsv tables, or a folder of them")
+                                  ".jsonl/.csv/.tsv/.parquet tables, or a folder of them")
 
 
 def test_a_missing_path_is_refused(tmp_path):
@@ -277,7 +280,7 @@ def test_a_missing_path_is_refused(tmp_path):
 def test_no_inputs_at_all_is_refused():
     with pytest.raises(UserError) as excinfo:
         open_inputs([])
-    assert str(excinfo.value) == ("no input given; name .txt/.md documents, .jsonl/.csv tables, folders, "
+    assert str(excinfo.value) == ("no input given; name .txt/.md documents, .jsonl/.csv/.parquet tables, folders, "
                                   "or - for standard input")
 
 
@@ -349,7 +352,7 @@ def test_an_unknown_stdin_format_is_refused(monkeypatch):
     fake_stdin(monkeypatch, b"")
     with pytest.raises(UserError) as excinfo:
         open_inputs(["-"], stdin_format="xml")
-    assert str(excinfo.value) == "--stdin-format 'xml': use one of text, jsonl, csv"
+    assert str(excinfo.value) == "--stdin-format 'xml': use one of text, jsonl, csv, parquet"
 
 
 def test_bad_stdin_rows_are_reported_as_stdin(tmp_path, monkeypatch):
@@ -398,3 +401,126 @@ def test_the_signature_names_each_file_with_its_size_and_changes_when_a_file_cha
                            "mtime": path.stat().st_mtime_ns}]
         path.write_text(json.dumps({"text": "One, changed."}) + "\n", encoding="utf-8")
         assert inputs.signature() != before
+
+
+# --- Parquet tables ----------------------------------------------------------------------------------------------
+
+
+def write_parquet(path: Path, columns: dict, row_group_size: int | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), path, row_group_size=row_group_size)
+    return path
+
+
+def test_parquet_rows_are_one_paragraph_each_with_normalised_text_and_default_ids(tmp_path):
+    path = write_parquet(tmp_path / "My Table.parquet", {
+        "text": ["  Sanctions\u00a0 hit\tbread\nprices. ", "Talks resume.", "Strikes hit."],
+        "id": ["x1", None, "x3"], "doc_id": [None, "article-7", "article-7"], "extra": [1, 2, 3]})
+    got = records([path])
+    assert [(r["id"], r["doc_id"], r["position"], r["kind"], r["text"]) for r in got] == [
+        ("x1", "my_table", 1, "body", "Sanctions hit bread prices."),
+        ("my_table:2", "article-7", 2, "body", "Talks resume."),
+        ("x3", "article-7", 3, "body", "Strikes hit."),
+    ]
+    assert got[0]["hash"] == text_hash("Sanctions hit bread prices.") and got[0]["source"] == str(path)
+
+
+def test_parquet_ids_that_are_numbers_become_strings_and_other_columns_are_named(tmp_path):
+    path = write_parquet(tmp_path / "t.parquet", {"body": ["One.", "Two."], "pid": [7, 8], "article": [1, 1]})
+    got = records([path], columns=TableColumns(text="body", id="pid", doc="article"))
+    assert [(r["id"], r["doc_id"], r["text"]) for r in got] == [("7", "1", "One."), ("8", "1", "Two.")]
+
+
+def test_a_folder_reads_its_parquet_files_with_the_others(tmp_path):
+    folder = tmp_path / "in"
+    write(folder / "a.txt", "Aye.\n")
+    write_parquet(folder / "b.parquet", {"text": ["Bee."]})
+    write(folder / "c.jsonl", json.dumps({"text": "Sea."}) + "\n")
+    assert [r["text"] for r in records([folder])] == ["Aye.", "Bee.", "Sea."]
+
+
+def test_bad_parquet_is_refused_with_one_line_naming_the_file_and_row(tmp_path):
+    no_text = write_parquet(tmp_path / "no_text.parquet", {"id": ["1"], "body": ["Some text."]})
+    assert error_of([no_text]) == (f"{no_text}: no column 'text' (columns: id, body); "
+                                   "name the text column with --text-column")
+    numbers = write_parquet(tmp_path / "numbers.parquet", {"text": [1, 2]})
+    assert error_of([numbers]) == f"{numbers}: column 'text' holds int64, not text; name the text column with --text-column"
+    empty = write_parquet(tmp_path / "empty_text.parquet", {"text": ["Fine.", "  ", None]})
+    assert error_of([empty]) == f"{empty}:2: the text is empty; fill it in or remove the row"
+    nulls = write_parquet(tmp_path / "null.parquet", {"text": ["Fine.", None]})
+    assert error_of([nulls]) == f"{nulls}:2: the text is empty; fill it in or remove the row"
+    no_rows = write_parquet(tmp_path / "no_rows.parquet", {"text": pa.array([], pa.string())})
+    assert error_of([no_rows]) == f"{no_rows}: the table has no rows"
+    broken = write(tmp_path / "broken.parquet", b"PAR1 this is not parquet")
+    message = error_of([broken])
+    assert message.startswith(f"{broken}: not a readable Parquet file (") and "\n" not in message
+
+
+def test_stdin_as_parquet_reads_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    table = write_parquet(tmp_path / "in" / "t.parquet", {"text": ["One.", "Two."]})
+    fake_stdin(monkeypatch, table.read_bytes())
+    assert [(r["id"], r["doc_id"], r["source"]) for r in records(["-"], stdin_format="parquet")] == [
+        ("stdin:1", "stdin", "<stdin>"), ("stdin:2", "stdin", "<stdin>")]
+
+
+# --- reading one file from its n-th paragraph (the Ray engine's workers) -----------------------------------------
+
+
+def test_iter_file_from_any_start_gives_the_tail_of_a_full_read(tmp_path):
+    rows = [f"Row number {i}." for i in range(23)]
+    files = [
+        write(tmp_path / "doc.txt", DOCUMENT),
+        # blank lines and CRLF line ends, which a skip must count as the full read does
+        write(tmp_path / "rows.jsonl", "\r\n".join(json.dumps({"text": t}) if i % 5 else "\r\n" + json.dumps({"text": t})
+                                                   for i, t in enumerate(rows)) + "\r\n"),
+        # a quoted field across lines, and blank lines between rows
+        write(tmp_path / "rows.csv", "id,text\n" + "".join(
+            f'r{i},"{t}\nsecond line"\n' if i % 7 == 0 else f"r{i},{t}\n" + ("\n" if i % 4 == 0 else "")
+            for i, t in enumerate(rows))),
+        write(tmp_path / "rows.tsv", "text\n" + "".join(f"{t}\n" for t in rows)),
+        write_parquet(tmp_path / "rows.parquet", {"text": rows}, row_group_size=5),
+    ]
+    with open_inputs([str(f) for f in files]) as inputs:
+        counts = count_per_file(inputs)
+        assert counts == [3, 23, 23, 23, 23]
+        for (path, kind), count in zip(inputs.files, counts):
+            full = list(iter_file(path, kind, str(path), inputs.columns))
+            assert len(full) == count
+            for start in range(count + 2):
+                assert list(iter_file(path, kind, str(path), inputs.columns, start)) == full[start:], (path, start)
+
+
+def test_count_per_file_checks_everything_like_count_paragraphs(tmp_path):
+    good = write(tmp_path / "rows.jsonl", json.dumps({"text": "One."}) + "\n")
+    bad = write(tmp_path / "bad.jsonl", json.dumps({"text": ""}) + "\n")
+    with open_inputs([str(good), str(bad)]) as inputs:
+        with pytest.raises(UserError) as excinfo:
+            count_per_file(inputs)
+    assert str(excinfo.value) == f"{bad}:1: the text is empty; fill it in or remove the row"
+
+
+# --- the output is not an input ----------------------------------------------------------------------------------
+
+
+def test_an_output_that_is_an_input_or_inside_an_input_folder_is_refused(tmp_path):
+    folder = tmp_path / "in"
+    write(folder / "doc.txt", DOCUMENT)
+    table = write(tmp_path / "rows.jsonl", json.dumps({"text": "One."}) + "\n")
+    with open_inputs([str(folder), str(table)]) as inputs:
+        for out, message in [
+            (table, f"--out {table}: is one of the inputs; write the output somewhere else"),
+            (folder / "labels.jsonl", f"--out {folder / 'labels.jsonl'}: is inside the input folder {folder}; "
+                                      "write the output outside it"),
+            (folder / "sub" / "out", f"--out {folder / 'sub' / 'out'}: is inside the input folder {folder}; "
+                                     "write the output outside it"),
+            (tmp_path, f"--out {tmp_path}: holds the input {folder}; write the output somewhere else"),
+        ]:
+            with pytest.raises(UserError) as excinfo:
+                inputs.check_output(out)
+            assert str(excinfo.value) == message
+        inputs.check_output(tmp_path / "labels.jsonl")
+        inputs.check_output(tmp_path / "shards")
+        with pytest.raises(UserError) as excinfo:
+            inputs.check_output(table, "--review-queue")
+        assert str(excinfo.value).startswith("--review-queue ")

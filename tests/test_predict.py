@@ -626,3 +626,148 @@ def test_each_row_carries_its_similarity_to_the_training_paragraphs(run_dir, tmp
     same, unrelated = read_jsonl(out)
     assert same["train_similarity"] == pytest.approx(1.0, abs=1e-3) and same["unfamiliar"] is False
     assert unrelated["train_similarity"] < 0.3 and unrelated["unfamiliar"] is True
+
+
+# --- Parquet, in and out -----------------------------------------------------------------------------------------
+
+
+def flat_from_jsonl(row: dict) -> dict:
+    """A JSON Lines row in the Parquet (and CSV) column layout."""
+    flat = {k: row[k] for k in ("doc_id", "paragraph_id", "hash", "text", "stance")}
+    flat.update({f"p_stance_{k}": v for k, v in row["stance_probs"].items()})
+    flat["frames"] = row["frames"]
+    flat.update({f"p_frame_{k}": v for k, v in row["frame_probs"].items()})
+    for key in ("stance_confidence", "frames_confidence", "confidence", "train_similarity", "unfamiliar",
+                "needs_review", "codebook_version", "run"):
+        if key in row:
+            flat[key] = row[key]
+    flat.update({f"{task}_model": name for task, name in row["models"].items()})
+    return flat
+
+
+def test_parquet_output_has_the_csv_columns_typed_and_the_jsonl_values(run_dir, predictor, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = ten_rows(tmp_path)
+    label(run_dir, [table], out=tmp_path / "labels.jsonl", chunk_size=3)
+    out = tmp_path / "labels.parquet"
+    summary = label(run_dir, [table], out=out, chunk_size=3)  # the format comes from the suffix
+    assert summary.paragraphs == 10
+    written = pq.read_table(out)
+    assert written.schema.names == csv_header(predictor)
+    types = dict(zip(written.schema.names, written.schema.types))
+    assert types["frames"] == pa.list_(pa.string()) and types["unfamiliar"] == pa.bool_()
+    assert types["p_stance_favor"] == types["confidence"] == types["train_similarity"] == pa.float64()
+    assert types["text"] == types["stance"] == types["run"] == types["frames_model"] == pa.string()
+    assert written.to_pylist() == [flat_from_jsonl(row) for row in read_jsonl(tmp_path / "labels.jsonl")]
+    assert leftovers(tmp_path) == []
+    other = tmp_path / "labels.bin"
+    label(run_dir, [table], out=other, fmt="parquet")
+    assert pq.read_table(other).equals(written)
+
+
+def test_parquet_output_with_min_confidence_has_needs_review(run_dir, tmp_path):
+    import pyarrow.parquet as pq
+
+    table = ten_rows(tmp_path)
+    label(run_dir, [table], out=tmp_path / "labels.jsonl", min_confidence=0.99)
+    label(run_dir, [table], out=tmp_path / "labels.parquet", min_confidence=0.99)
+    written = pq.read_table(tmp_path / "labels.parquet")
+    assert written.schema.names[-5:] == ["needs_review", "codebook_version", "run", "stance_model", "frames_model"]
+    assert written.to_pylist() == [flat_from_jsonl(row) for row in read_jsonl(tmp_path / "labels.jsonl")]
+
+
+def test_the_parquet_file_does_not_depend_on_the_chunk_size(run_dir, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from experiments import predict
+
+    monkeypatch.setattr(predict, "ROW_GROUP_ROWS", 4)
+    table = ten_rows(tmp_path)
+    label(run_dir, [table], out=tmp_path / "one.parquet", chunk_size=1)
+    label(run_dir, [table], out=tmp_path / "many.parquet", chunk_size=1000)
+    assert (tmp_path / "one.parquet").read_bytes() == (tmp_path / "many.parquet").read_bytes()
+    meta = pq.ParquetFile(tmp_path / "one.parquet").metadata
+    assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [4, 4, 2]
+
+
+def test_an_interrupted_parquet_run_resumes_after_the_last_finished_chunk(run_dir, tmp_path, monkeypatch):
+    table = ten_rows(tmp_path)
+    reference = tmp_path / "reference.parquet"
+    label(run_dir, [table], out=reference, chunk_size=2)
+    out = tmp_path / "labels.parquet"
+    with monkeypatch.context() as patch:
+        Calls(patch, fail_on=3)
+        with pytest.raises(KeyboardInterrupt):
+            label(run_dir, [table], out=out, chunk_size=2)
+    assert not out.exists()
+    assert leftovers(tmp_path) == [".labels.parquet.partial", ".labels.parquet.partial.json"]
+    assert json.loads((tmp_path / ".labels.parquet.partial.json").read_text(encoding="utf-8"))["rows"] == 4
+    with open(tmp_path / ".labels.parquet.partial", "ab") as handle:
+        handle.write(b"\xff\xff\xff\xff\x10\x00")  # a record batch cut off after the last saved state
+    calls = Calls(monkeypatch)
+    summary = label(run_dir, [table], out=out, chunk_size=2)
+    assert summary.resumed_from == 4 and summary.paragraphs == 10
+    assert calls.sizes == [2, 2, 2]
+    assert out.read_bytes() == reference.read_bytes()
+    assert leftovers(tmp_path) == []
+
+
+def test_a_run_killed_while_writing_the_parquet_file_finishes_without_labelling_again(run_dir, tmp_path, monkeypatch):
+    from experiments import predict
+
+    table = ten_rows(tmp_path)
+    reference = tmp_path / "reference.parquet"
+    label(run_dir, [table], out=reference)
+    out = tmp_path / "labels.parquet"
+    with monkeypatch.context() as patch:
+        patch.setattr(predict, "_stream_to_parquet", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            label(run_dir, [table], out=out)
+    calls = Calls(monkeypatch)
+    summary = label(run_dir, [table], out=out)
+    assert summary.resumed_from == 10 and calls.sizes == []
+    assert out.read_bytes() == reference.read_bytes()
+    assert leftovers(tmp_path) == []
+
+
+def test_parquet_input_is_labelled_like_the_same_rows_in_jsonl(run_dir, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = [f"{TEXTS[i % len(TEXTS)]} Report {i}." for i in range(10)]
+    pq.write_table(pa.table({"text": texts, "id": [f"rows:{i + 1}" for i in range(10)]}), tmp_path / "rows.parquet")
+    from_parquet = label(run_dir, [tmp_path / "rows.parquet"], out=tmp_path / "a.jsonl")
+    from_jsonl = label(run_dir, [ten_rows(tmp_path)], out=tmp_path / "b.jsonl")
+    assert from_parquet.paragraphs == from_jsonl.paragraphs == 10
+    assert read_jsonl(tmp_path / "a.jsonl") == read_jsonl(tmp_path / "b.jsonl")
+
+
+@pytest.mark.parametrize("case", ["parquet to stdout", "out is an input", "out inside an input folder",
+                                  "out is a folder", "queue is an input", "ray option with local"])
+def test_bad_outputs_exit_2_with_one_line_and_write_nothing(run_dir, tmp_path, capsys, case):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    table = ten_rows(folder)
+    before = sorted(tmp_path.rglob("*"))
+    args, message = {
+        "parquet to stdout": ([str(table), "--format", "parquet"],
+                              "--format parquet needs --out FILE.parquet: Parquet is not written to standard output"),
+        "out is an input": ([str(table), "--out", str(table)],
+                            f"--out {table}: is one of the inputs; write the output somewhere else"),
+        "out inside an input folder": ([str(folder), "--out", str(folder / "labels.jsonl")],
+                                       f"--out {folder / 'labels.jsonl'}: is inside the input folder {folder}; "
+                                       "write the output outside it"),
+        "out is a folder": ([str(table), "--out", str(tmp_path)],
+                            f"--out {tmp_path}: is a folder; name a file (--engine ray writes a folder of shards)"),
+        "queue is an input": ([str(table), "--out", str(tmp_path / "labels.jsonl"), "--min-confidence", "0.5",
+                               "--review-queue", str(table)],
+                              f"--review-queue {table}: is one of the inputs; write the output somewhere else"),
+        "ray option with local": ([str(table), "--num-workers", "2"],
+                                  "--num-workers works with --engine ray; the local engine takes --chunk-size"),
+    }[case]
+    assert cli.main(["predict", str(run_dir), *args, "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"error: {message}\n" and captured.out == ""
+    assert sorted(tmp_path.rglob("*")) == before
