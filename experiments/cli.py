@@ -90,6 +90,13 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
+    if args.scale:
+        from experiments.scale import bench_scale, save_results
+
+        results = bench_scale(args.scale, run_dir=args.run, engines=args.engine or ["local", "ray"],
+                              models=args.scale_model or ["tfidf_logreg", "embed_logreg"])
+        print(f"-> {_rel(save_results(results))}")
+        return
     if args.active_learning:
         from experiments.activelearning import bench_active_learning
 
@@ -324,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="inference precision of the project's path")
     p.add_argument("--import-rows", type=int, metavar="N", help="instead: time importing a generated N-row table")
     p.add_argument("--overhead", metavar="CONFIG", help="instead: time CONFIG without and with its learning curve")
+    p.add_argument("--scale", type=int, metavar="N", help="instead: label N generated paragraphs with predict, locally and on Ray, and report rows/s and peak memory")
+    p.add_argument("--run", default="results/default", help="with --scale: the run whose saved models label the rows (default: results/default)")
+    p.add_argument("--engine", action="append", choices=["local", "ray"], help="with --scale: only this engine (repeatable; default: both)")
+    p.add_argument("--scale-model", action="append", metavar="MODEL", help="with --scale: a saved model to use (repeatable; default: tfidf_logreg and embed_logreg)")
     p.add_argument("--active-learning", metavar="DATASET",
                    help="instead: replay labelling an imported dataset with its gold labels; "
                         "does uncertainty order reach random order's final macro-F1 with fewer labels?")
