@@ -4,13 +4,16 @@
 
 - ``model_comparison.png``: a forest plot of macro-F1 (and accuracy or micro-F1) per model with CIs;
 - ``per_label_f1.png``: F1 per stance label or frame, one bar per model, with CI whiskers;
-- ``confusion_<model>.png``: the row-normalised confusion matrix of one model;
+- ``confusion_<model>.png``: the row-normalised confusion matrix of one model, each cell with its count;
 - ``calibration.png``: a reliability diagram per model, with its expected calibration error;
 - ``label_distribution.png``: the gold labels of each document;
 - ``learning_curve.png``: scores against training size (only when the run has a learning curve).
 
 Learning-curve prediction records (those with a ``fraction``) feed the
 learning curve only; every other plot reads the main predictions.
+
+Every plot that draws models colours them with ``model_colours``: a model
+has the same colour in every plot and every run.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+import zlib
 from pathlib import Path
 
 import matplotlib
@@ -30,12 +34,30 @@ from experiments.errors import UserError  # noqa: E402
 from experiments.io import read_json_object, read_jsonl, rerun_hint  # noqa: E402
 from experiments.metrics import calibration_bins  # noqa: E402
 
-# Okabe & Ito's colour-blind-safe palette.
+# Okabe & Ito's colour-blind-safe palette (label colours of the label distribution).
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+# One colour per registered model, the same in every plot of every run: Okabe & Ito's colours for the
+# trained models (their yellow is too faint on white, so setfit gets Tol's wine), greys for the chance
+# baselines. A new registered model gets a colour here.
+MODEL_COLOURS = {
+    "majority": "#999999",
+    "stratified": "#5F5F5F",
+    "tfidf_logreg": "#009E73",
+    "tfidf_svm": "#CC79A7",
+    "tfidf_cnb": "#56B4E9",
+    "embed_logreg": "#D55E00",
+    "zeroshot_codebook": "#E69F00",
+    "codebook_logreg": "#000000",
+    "finetune": "#0072B2",
+    "setfit": "#882255",
+}
+# Models under another name (a config's ``label``, such as "embed_logreg+semeval"): Paul Tol's muted
+# colours, none of them above, picked by a hash of the name.
+EXTRA_COLOURS = ["#332288", "#117733", "#44AA99", "#CC6677", "#AA4499", "#999933", "#88CCEE", "#DDCC77"]
 METRIC_NAMES = {
     "accuracy": "accuracy",
     "macro_f1": "macro-F1",
-    "macro_f1_subset": "macro-F1 (favor, against)",
+    "macro_f1_subset": "macro-F1 (label subset)",  # metric_name() names the labels when the run says which
     "micro_f1": "micro-F1",
     "hamming_loss": "Hamming loss (lower is better)",
     "subset_accuracy": "subset accuracy",
@@ -48,6 +70,44 @@ plt.rcParams.update({
     "ytick.labelsize": 10, "legend.fontsize": 10, "figure.dpi": 110, "savefig.bbox": "tight",
     "axes.spines.top": False, "axes.spines.right": False,
 })
+
+
+def metric_name(key: str, subset: list[str] | None = None) -> str:
+    """A metric's name in words; the stance-subset macro-F1 is named after the labels it averages.
+
+    >>> metric_name("macro_f1_subset", ["favor", "against"]), metric_name("macro_f1_subset", ["pro"])
+    ('macro-F1 (favor, against)', 'macro-F1 (pro)')
+    >>> metric_name("macro_f1_subset"), metric_name("micro_f1", ["x"])
+    ('macro-F1 (label subset)', 'micro-F1')
+    """
+    if key == "macro_f1_subset" and subset:
+        return f"macro-F1 ({', '.join(subset)})"
+    return METRIC_NAMES.get(key, key)
+
+
+def model_colours(models: list[str]) -> dict[str, str]:
+    """Each model's colour: fixed per registered model name (``.vN`` ignored), so a model looks the same in
+    every plot and every run; any other name gets a colour from a hash of the name, moved to the next
+    free one only when two such names of the same run would share it.
+
+    >>> colours = model_colours(["tfidf_svm", "majority", "embed_logreg+semeval"])
+    >>> colours["tfidf_svm"] == model_colours(["tfidf_svm"])["tfidf_svm"] == model_colours(["tfidf_svm.v1"])["tfidf_svm.v1"]
+    True
+    >>> colours["embed_logreg+semeval"] in EXTRA_COLOURS
+    True
+    """
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for model in sorted(set(models), key=lambda m: (re.sub(r"\.v\d+$", "", m) not in MODEL_COLOURS, m)):
+        base = re.sub(r"\.v\d+$", "", model)
+        if base in MODEL_COLOURS:
+            out[model] = MODEL_COLOURS[base]
+            continue
+        start = zlib.crc32(model.encode("utf-8")) % len(EXTRA_COLOURS)
+        free = [EXTRA_COLOURS[(start + k) % len(EXTRA_COLOURS)] for k in range(len(EXTRA_COLOURS))]
+        out[model] = next((c for c in free if c not in taken), free[0])
+        taken.add(out[model])
+    return out
 
 
 def slug(name: str) -> str:
@@ -204,7 +264,7 @@ def _ci_text(metrics: dict) -> str:
 
 
 def _colour(models: list[str], model: str) -> str:
-    return PALETTE[models.index(model) % len(PALETTE)]
+    return model_colours(models)[model]
 
 
 def _is_majority(model: str) -> bool:
@@ -221,6 +281,7 @@ def _comparison(task: str, info: dict, models: list[str], out: Path, metrics: di
     keys = ["macro_f1", "accuracy"] if task == "stance" else ["macro_f1", "micro_f1"]
     order = sorted(models, key=lambda m: info["models"][m]["metrics"]["macro_f1"]["value"] or 0)
     baseline = next((m for m in models if _is_majority(m)), None)
+    colours = model_colours(models)
     fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 0.55 * len(models) + 2.4), sharey=True)
     for ax, key in zip(axes, keys):
         if baseline is not None and info["models"][baseline]["metrics"][key]["value"] is not None:
@@ -233,9 +294,9 @@ def _comparison(task: str, info: dict, models: list[str], out: Path, metrics: di
                 continue
             low, high = (m["value"] if c is None else c for c in m["ci"])
             ax.errorbar(m["value"], y, xerr=[[m["value"] - low], [high - m["value"]]], fmt="o",
-                        color=_colour(models, model), capsize=4, markersize=7, elinewidth=2)
-            ax.annotate(f"{m['value']:.2f}", (m["value"], y), textcoords="offset points", xytext=(0, 7),
-                        ha="center", fontsize=9)
+                        color=colours[model], capsize=4, markersize=7, elinewidth=2)
+            ax.annotate(f"{m['value']:.2f}", **_value_label_place(m["value"], low, high, y), fontsize=9,
+                        color="#222222")
         ax.set_xlim(-0.03, 1.03)
         ax.set_xlabel(f"{METRIC_NAMES[key]} (0–1), {_ci_text(metrics)}")
         ax.grid(axis="x", alpha=0.3)
@@ -243,11 +304,28 @@ def _comparison(task: str, info: dict, models: list[str], out: Path, metrics: di
     # n per model only where the models were scored on different numbers of paragraphs.
     axes[0].set_yticks(range(len(order)), order if len(sizes) == 1 else [f"{m} (n={info['models'][m]['n']})" for m in order])
     axes[0].set_ylim(-0.6, len(order) - 0.4)
-    if baseline is not None:
-        axes[-1].legend(loc="lower right", frameon=False, fontsize=9)
+    if baseline is not None:  # above the panel, where no value label can be
+        axes[-1].legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=9, borderaxespad=0.2)
     fig.suptitle(f"{task}: model comparison, sorted by macro-F1\n{_subtitle(info, metrics)}", fontsize=12)
     fig.tight_layout()
     return _save(fig, out / "model_comparison.png")
+
+
+def _value_label_place(value: float, low: float, high: float, y: float) -> dict:
+    """Where a forest plot's value label goes: right of the interval, else left of it, else above the point,
+    so it never sits on the y axis (at 0) or runs off the panel (at 1).
+
+    >>> _value_label_place(0.0, 0.0, 0.0, 0)["ha"], _value_label_place(0.9, 0.7, 0.99, 0)["ha"]
+    ('left', 'right')
+    >>> _value_label_place(0.5, 0.02, 0.99, 0)["ha"]
+    'center'
+    """
+    room = 0.09  # about the width of "0.00" at this size, in axis units
+    if high + room <= 1.03:
+        return {"xy": (high, y), "textcoords": "offset points", "xytext": (6, 0), "ha": "left", "va": "center"}
+    if low - room >= 0.0:
+        return {"xy": (low, y), "textcoords": "offset points", "xytext": (-6, 0), "ha": "right", "va": "center"}
+    return {"xy": (value, y), "textcoords": "offset points", "xytext": (0, 7), "ha": "center", "va": "bottom"}
 
 
 def _per_label(task: str, info: dict, models: list[str], out: Path, metrics: dict) -> Path:
@@ -297,15 +375,17 @@ def _confusion(task: str, info: dict, model: str, records: list[dict], out: Path
     image = ax.imshow(np.nan_to_num(share, nan=0.0), cmap="Blues", vmin=0, vmax=1)
     for i in range(share.shape[0]):
         for j in range(share.shape[1]):
-            text = "–" if np.isnan(share[i, j]) else f"{share[i, j]:.2f}"
+            text = "–" if np.isnan(share[i, j]) else cell_text(share[i, j], rows[i, j])
             dark = not np.isnan(share[i, j]) and share[i, j] > 0.6
-            ax.text(j, i, text, ha="center", va="center", fontsize=10, color="white" if dark else "#222222")
+            ax.text(j, i, text, ha="center", va="center", fontsize=10, linespacing=1.25,
+                    color="white" if dark else "#222222")
     ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
-    ax.set_yticks(range(len(names)), [f"{n} (n={c})" for n, c in zip(names, paragraphs)])
+    times = f" × {repeats}" if repeats > 1 else ""
+    ax.set_yticks(range(len(names)), [f"{n} (n={c}{times})" for n, c in zip(names, paragraphs)])
     what = "stance" if task == "stance" else "frame"
-    ax.set_xlabel(f"predicted {what}")
-    pooled = f", pooled over {repeats} repeats" if repeats > 1 else ""
-    ax.set_ylabel(f"gold {what} (n = paragraphs{pooled})")
+    ax.set_xlabel(f"predicted {what}\ncells: share of the gold row ("
+                  + (f"count of predictions, {repeats} repeats pooled)" if repeats > 1 else "count of paragraphs)"))
+    ax.set_ylabel(f"gold {what} (n = paragraphs" + (f" × {repeats} repeats)" if repeats > 1 else ")"))
     if task == "stance":
         colour_label = "share of the gold row (0–1)"
     else:
@@ -314,6 +394,15 @@ def _confusion(task: str, info: dict, model: str, records: list[dict], out: Path
     bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     bar.set_label(colour_label)
     return _save(fig, out / f"confusion_{slug(model)}.png")
+
+
+def cell_text(share: float, count: int) -> str:
+    """A confusion cell: the share of its gold row, and under it how many predictions that is.
+
+    >>> cell_text(0.6190, 13)
+    '0.62\\n(13)'
+    """
+    return f"{share:.2f}\n({count})"
 
 
 def _coverage(task: str, info: dict, models: list[str], out: Path, metrics: dict) -> Path:
@@ -459,42 +548,68 @@ def _label_distribution(task: str, info: dict, records: list[dict], out: Path, m
 
 
 def _learning_curve(task: str, info: dict, models: list[str], out: Path, metrics: dict) -> Path:
+    """Small multiples: one panel per model with its two scores and their CI bands, the other models' macro-F1
+    in light grey behind it, so no band hides another and every curve can still be compared with the rest."""
     keys = ["macro_f1", "accuracy"] if task == "stance" else ["macro_f1", "micro_f1"]
     curve = info["learning_curve"]
     drawn = [m for m in models if m in curve] + [m for m in curve if m not in models]
-    fig, axes = plt.subplots(1, len(keys), figsize=(6.0 * len(keys), 4.9), sharex=True)
+    colours = model_colours([*models, *drawn])
+    ncols = min(len(drawn), 4)
+    nrows = -(-len(drawn) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.4 * ncols, 7.0), 2.7 * nrows + 1.5), sharex=True,
+                             sharey=True, squeeze=False)
+
+    def series(model: str, key: str) -> tuple[np.ndarray, ...]:
+        points = sorted(curve[model], key=lambda p: p["fraction"])
+        x = np.array([p["fraction"] if p.get("n_train") is None else p["n_train"] for p in points], dtype=float)
+        y = np.array([np.nan if p[key]["value"] is None else p[key]["value"] for p in points], dtype=float)
+        low = np.array([np.nan if p[key]["ci"][0] is None else p[key]["ci"][0] for p in points], dtype=float)
+        high = np.array([np.nan if p[key]["ci"][1] is None else p[key]["ci"][1] for p in points], dtype=float)
+        return x, y, low, high
+
     ticks: dict[float, float] = {}
-    for ax, key in zip(axes, keys):
-        for model in drawn:
-            points = sorted(curve[model], key=lambda p: p["fraction"])
-            x = np.array([p["fraction"] if p.get("n_train") is None else p["n_train"] for p in points], dtype=float)
-            y = np.array([np.nan if p[key]["value"] is None else p[key]["value"] for p in points], dtype=float)
-            low = np.array([np.nan if p[key]["ci"][0] is None else p[key]["ci"][0] for p in points], dtype=float)
-            high = np.array([np.nan if p[key]["ci"][1] is None else p[key]["ci"][1] for p in points], dtype=float)
-            colour = _colour(drawn, model) if model not in models else _colour(models, model)
-            baseline = _is_majority(model)
-            ax.fill_between(x, low, high, color=colour, alpha=0.08 if baseline else 0.15, lw=0)
-            ax.plot(x, y, marker="s" if baseline else "o", ls="--" if baseline else "-", color=colour,
-                    markersize=5, lw=1.6, label=f"{model} (baseline)" if baseline else model)
-            ticks.update({float(xi): p["fraction"] for xi, p in zip(x, points)})
+    for k, model in enumerate(drawn):
+        ax = axes[divmod(k, ncols)]
+        colour = colours[model]
+        for other in drawn:
+            if other != model:
+                x, y, _, _ = series(other, keys[0])
+                ax.plot(x, y, "-", color="#d4d4d4", lw=1.0, zorder=1)
+        for key, style, marker, alpha in ((keys[0], "-", "o", 0.18), (keys[1], "--", "s", 0.08)):
+            x, y, low, high = series(model, key)
+            ax.fill_between(x, low, high, color=colour, alpha=alpha, lw=0, zorder=2)
+            ax.plot(x, y, ls=style, marker=marker, color=colour, markersize=4, lw=1.8, zorder=3)
+        ticks.update({float(xi): p["fraction"] for xi, p in zip(series(model, keys[0])[0],
+                                                                sorted(curve[model], key=lambda p: p["fraction"]))})
+        ax.set_title(f"{model} (baseline)" if _is_majority(model) else model, fontsize=11)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_ylabel(f"{METRIC_NAMES[key]} (0–1)")
         ax.grid(alpha=0.3)
+        if k % ncols == 0:
+            ax.set_ylabel("score (0–1)")
+    for k in range(len(drawn), nrows * ncols):
+        axes[divmod(k, ncols)].set_visible(False)
     by_fraction = all(p.get("n_train") is None for m in drawn for p in curve[m])
-    for ax in axes:
-        if by_fraction:
-            ax.set_xlabel("share of each training part")
-        else:
-            xs = sorted(ticks)
-            ax.set_xticks(xs, [f"{x:g}\n({100 * ticks[x]:.0f}%)" for x in xs])
-            ax.set_xlabel("training paragraphs (mean per fold)\n(share of the full training part)")
+    xs = sorted(ticks)
+    for k in range(len(drawn)):
+        ax = axes[divmod(k, ncols)]
+        if not by_fraction:
+            ax.set_xticks(xs, [f"{x:g}\n{100 * ticks[x]:.0f}%" for x in xs], fontsize=8.5)
+        if k + ncols >= len(drawn):  # the lowest panel of each column shows the x axis
+            ax.tick_params(labelbottom=True)
     n_test = {p["n_test"] for m in drawn for p in curve[m]}
     n_text = f"n = {n_test.pop()} test paragraphs per point" if len(n_test) == 1 else "n = test paragraphs vary"
     protocol = describe_protocol(metrics["protocol"], short=True)
     fig.suptitle(f"{task}: learning curve · {metrics['config']} · {protocol}, first repeat's folds\n"
-                 f"{n_text}; shaded: {_ci_text(metrics)}; 100% = the full training parts", fontsize=12)
-    handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 5), frameon=False,
-               bbox_to_anchor=(0.5, -0.01))
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+                 f"{n_text}; bands: {_ci_text(metrics)}; 100% = the full training parts", fontsize=12)
+    handles = [plt.Line2D([], [], color="#333333", ls="-", marker="o", markersize=4, lw=1.8),
+               plt.Line2D([], [], color="#333333", ls="--", marker="s", markersize=4, lw=1.8),
+               plt.Line2D([], [], color="#d4d4d4", lw=1.5)]
+    names = [METRIC_NAMES[keys[0]], METRIC_NAMES[keys[1]], f"the other models' {METRIC_NAMES[keys[0]]}"]
+    # Inches from the bottom: the legend, then the shared x label, then the panels; the titles on top.
+    height = fig.get_figheight()
+    fig.tight_layout(rect=(0, 0.7 / height, 1, 1), h_pad=1.2)
+    fig.supxlabel("share of each training part" if by_fraction else
+                  "training paragraphs (mean per fold) and their share of the full training part",
+                  y=0.48 / height, va="center", fontsize=11)
+    fig.legend(handles, names, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)
     return _save(fig, out / "learning_curve.png")

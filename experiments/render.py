@@ -1,20 +1,29 @@
 """Rendering the report's blocks to a self-contained HTML page and to Markdown.
 
 ``report.py`` decides what the report says, as a list of blocks (headings,
-paragraphs, tables, figures); this module only turns those blocks into HTML
-(inline CSS, plots embedded as data URIs, every text escaped) or Markdown
-(plots linked by relative path), so the two can never drift apart.
+paragraphs, tables, figures, collapsible sections); this module only turns
+those blocks into HTML (inline CSS, every text escaped) or Markdown (plots
+linked by relative path), so the two can never drift apart.
+
+The page embeds its plots as data URIs (``images="embed"``, the default: one
+file that opens anywhere), each plot once and re-encoded as lossless WebP
+(the same pixels in about 40% of the PNG's bytes); or links them by a path
+relative to the page (``images="link"``: a small page that needs the run
+directories beside it). No path in either file is absolute.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import io
 import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 
 # --------------------------------------------------------------------------- the report: document model
@@ -85,8 +94,44 @@ class Figures:
 
 
 @dataclass
+class Compare:
+    """The same plot of several runs, side by side: ``items`` are (run label, plot file)."""
+
+    caption: str
+    items: list[tuple[str, Path]]
+
+
+@dataclass
+class Details:
+    """A collapsible section: ``summary`` shows, ``blocks`` open on a click."""
+
+    summary: Any
+    blocks: list
+    open: bool = False
+
+
+@dataclass
 class Contents:
     pass
+
+
+def walk(blocks: list):
+    """Every block, those inside collapsible sections included, in document order."""
+    for b in blocks:
+        yield b
+        if isinstance(b, Details):
+            yield from walk(b.blocks)
+
+
+def relative(path: Path, where: Path) -> str:
+    """``path`` relative to the folder ``where``, with forward slashes: what a page in ``where`` links to.
+
+    >>> relative(Path("results/default/r1/plots/a.png"), Path("results"))
+    'default/r1/plots/a.png'
+    >>> relative(Path("results/default/r1"), Path("results/kfold/r2"))
+    '../../default/r1'
+    """
+    return Path(os.path.relpath(Path(path).resolve(), Path(where).resolve())).as_posix()
 
 
 def _anchor(text: str, used: set[str]) -> str:
@@ -168,12 +213,28 @@ figure { margin: .8rem 0 1.4rem; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); background: #fff; border-radius: 4px; }
 figure.wide img { max-width: min(100%, 62rem); }
 figcaption { font-size: .83rem; color: var(--muted); max-width: 52rem; margin-top: .3rem; }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(20rem, 1fr)); gap: 1rem; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 20rem), 1fr)); gap: 1rem; }
 .grid.c1 { grid-template-columns: minmax(0, 46rem); }
 .grid figure { margin: 0; }
-@media (max-width: 60rem) { .layout { display: block; } nav.toc { position: static; max-height: none;
-  border-right: 0; border-bottom: 1px solid var(--line); } main { padding: 1rem; } }
-@media print { nav.toc { display: none; } .layout { display: block; } }
+figure.compare { margin: .8rem 0 1.6rem; }
+figure.compare > .runs { display: grid; gap: .8rem;
+  grid-template-columns: repeat(auto-fit, minmax(min(100%, 22rem), 1fr)); }
+figure.compare > .runs > div { min-width: 0; }
+figure.compare .run { font-size: .83rem; font-weight: 600; margin-bottom: .2rem; overflow-wrap: anywhere; }
+figure.compare img { width: 100%; }
+details { margin: .5rem 0 1rem; border: 1px solid var(--line); border-radius: 6px; background: var(--card); }
+details > summary { cursor: pointer; padding: .45rem .8rem; font-weight: 600; font-size: .92rem; }
+details > summary:hover { color: var(--accent); }
+details[open] > summary { border-bottom: 1px solid var(--line); }
+details > .body { padding: .2rem .8rem .6rem; }
+details.toc-inline { display: none; }
+details.toc-inline ul { list-style: none; padding-left: .2rem; margin: .3rem 0; }
+details.toc-inline ul ul { padding-left: 1rem; }
+details.toc-inline a { color: var(--ink); text-decoration: none; }
+main p, main li, figcaption, nav.toc li, details.toc-inline li { overflow-wrap: anywhere; }
+@media (max-width: 60rem) { .layout { display: block; } nav.toc { display: none; }
+  details.toc-inline { display: block; } main { padding: 1rem; } h1 { font-size: 1.4rem; } }
+@media print { nav.toc, details.toc-inline { display: none; } .layout { display: block; } }
 """
 
 
@@ -242,15 +303,65 @@ def _html_table(t: Table) -> str:
     return "".join(out)
 
 
+@lru_cache(maxsize=256)
+def embedded_image(path: Path, mtime_ns: int = 0) -> tuple[str, bytes]:
+    """A plot as the page embeds it: ``(mime type, bytes)``, re-encoded as lossless WebP, which keeps every
+    pixel of matplotlib's PNG in about 40% of its bytes; the PNG itself where that is not smaller or
+    Pillow cannot do it. (``mtime_ns`` only keys the cache.)"""
+    data = Path(path).read_bytes()
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            rgba = image.convert("RGBA")
+        # The page shows every plot on white: composed on white, the alpha channel costs bytes and adds nothing.
+        flat = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+        out = io.BytesIO()
+        flat.save(out, "WEBP", lossless=True, quality=25, method=1)  # fast; slower settings save ~5% more
+    except Exception:  # no WebP in this Pillow, or not an image it reads: the browser may still show it
+        return "image/png", data
+    return ("image/webp", out.getvalue()) if len(out.getvalue()) < len(data) else ("image/png", data)
+
+
 def _data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    mime, data = embedded_image(Path(path), Path(path).stat().st_mtime_ns)
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
-def _html_figure(path: Path, caption: str, wide: bool) -> str:
-    alt = html.escape(caption, quote=True)
-    return (f'<figure class="{"wide" if wide else ""}"><img src="{_data_uri(path)}" alt="{alt}">'
+@dataclass
+class _Page:
+    """How one page is rendered: where it lives (links are relative to it) and how it shows images."""
+
+    where: Path | None
+    images: str = "embed"  # embed | link
+
+    def src(self, path: Path) -> str:
+        if self.images == "link":
+            return quote(relative(path, self.where or Path.cwd()))
+        return _data_uri(path)
+
+    def img(self, path: Path, alt: str) -> str:
+        if self.images == "embed":
+            return f'<img src="{self.src(path)}" alt="{html.escape(alt, quote=True)}">'
+        # A linked plot loads when scrolled to, and opens full size on a click.
+        src = self.src(path)
+        return f'<a href="{src}"><img src="{src}" alt="{html.escape(alt, quote=True)}" loading="lazy"></a>'
+
+
+def _html_figure(page: _Page, path: Path, caption: str, wide: bool) -> str:
+    return (f'<figure class="{"wide" if wide else ""}">{page.img(path, caption)}'
             f"<figcaption>{html.escape(caption)} <span class=\"muted\">({html.escape(path.parent.name)}/"
             f"{html.escape(path.name)})</span></figcaption></figure>")
+
+
+def _html_compare(page: _Page, c: Compare) -> str:
+    cells = "".join(f'<div><div class="run">{html.escape(label)}</div>{page.img(path, f"{c.caption} ({label})")}</div>'
+                    for label, path in c.items)
+    names = ", ".join(sorted({f"{p.parent.name}/{p.name}" for _, p in c.items}))
+    return (f'<figure class="compare"><div class="runs">{cells}</div>'
+            f'<figcaption>{html.escape(c.caption)} <span class="muted">({html.escape(names)})</span>'
+            "</figcaption></figure>")
 
 
 def _toc(blocks: list) -> list[tuple[Heading, list[Heading]]]:
@@ -263,20 +374,26 @@ def _toc(blocks: list) -> list[tuple[Heading, list[Heading]]]:
     return entries
 
 
-def render_html(blocks: list) -> str:
-    title = next(b.text for b in blocks if isinstance(b, Heading) and b.level == 1)
-    toc = ["<nav class=\"toc\"><strong>Contents</strong><ul>"]
+def _html_toc_list(blocks: list) -> str:
+    out = ["<ul>"]
     for h2, subs in _toc(blocks):
-        toc.append(f'<li><a href="#{h2.anchor}">{html.escape(h2.text)}</a>')
+        out.append(f'<li><a href="#{h2.anchor}">{html.escape(h2.text)}</a>')
         if subs:
-            toc.append("<ul>" + "".join(f'<li><a href="#{h.anchor}">{html.escape(h.text)}</a></li>' for h in subs)
+            out.append("<ul>" + "".join(f'<li><a href="#{h.anchor}">{html.escape(h.text)}</a></li>' for h in subs)
                        + "</ul>")
-        toc.append("</li>")
-    toc.append("</ul></nav>")
+        out.append("</li>")
+    out.append("</ul>")
+    return "".join(out)
+
+
+def _html_blocks(page: _Page, blocks: list, toc: str) -> list[str]:
     body = []
     for b in blocks:
         if isinstance(b, Heading):
             body.append(f'<h{b.level} id="{b.anchor}">{html.escape(b.text)}</h{b.level}>')
+        elif isinstance(b, Contents):
+            # Narrow screens: the side bar is hidden and the contents fold away here instead.
+            body.append(f'<details class="toc-inline"><summary>Contents</summary>{toc}</details>')
         elif isinstance(b, Para):
             body.append(f'<p class="{b.kind}">{_html_inline(b.content)}</p>' if b.kind else
                         f"<p>{_html_inline(b.content)}</p>")
@@ -285,16 +402,39 @@ def render_html(blocks: list) -> str:
         elif isinstance(b, Table):
             body.append(_html_table(b))
         elif isinstance(b, Figures):
-            figures = "".join(_html_figure(p, c, b.wide) for p, c in b.items)
+            figures = "".join(_html_figure(page, p, c, b.wide) for p, c in b.items)
             body.append(figures if b.wide else f'<div class="grid c{b.columns}">{figures}</div>')
-    # Nothing may be fetched: images are data URIs and the policy forbids every other source.
+        elif isinstance(b, Compare):
+            body.append(_html_compare(page, b))
+        elif isinstance(b, Details):
+            inner = "\n".join(_html_blocks(page, b.blocks, toc))
+            body.append(f"<details{' open' if b.open else ''}><summary>{_html_inline(b.summary)}</summary>"
+                        f'<div class="body">\n{inner}\n</div></details>')
+    return body
+
+
+def render_html(blocks: list, where: Path | None = None, images: str = "embed") -> str:
+    """The blocks as one HTML page that lives in the folder ``where``.
+
+    ``images="embed"`` puts every plot into the page (compressed; nothing else is needed to read it);
+    ``images="link"`` links the plot files by their path relative to ``where``.
+    """
+    if images not in ("embed", "link"):
+        raise ValueError(f"images must be 'embed' or 'link', not {images!r}")
+    page = _Page(where, images)
+    title = next(b.text for b in blocks if isinstance(b, Heading) and b.level == 1)
+    toc = _html_toc_list(blocks)
+    side = f'<nav class="toc"><strong>Contents</strong>{toc}</nav>'
+    body = _html_blocks(page, blocks, toc)
+    # Nothing may be fetched but the page's own plots: embedded as data URIs, or (linked) files beside it.
+    img_src = "data:" if images == "embed" else "data: 'self' file:"
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+        f"<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src {img_src}; "
         "style-src 'unsafe-inline'\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<div class=\"layout\">\n"
-        + "".join(toc) + "\n<main>\n" + "\n".join(body) + "\n</main>\n</div>\n</body>\n</html>\n"
+        + side + "\n<main>\n" + "\n".join(body) + "\n</main>\n</div>\n</body>\n</html>\n"
     )
 
 
@@ -332,7 +472,7 @@ def _md_inline(x) -> str:
     if x.kind == "muted":
         return inner
     if x.kind == "link":
-        return f"[{inner}]({x.href})"
+        return f"[{inner}]({f'<{x.href}>' if ' ' in x.href else x.href})"
     if x.kind == "sub":
         return f" · {inner}"
     return inner
@@ -356,15 +496,19 @@ def _md_table(t: Table) -> list[str]:
     return lines
 
 
-def render_markdown(blocks: list, where: Path) -> str:
-    """The same blocks as Markdown; images are linked relative to ``where`` (the Markdown file's folder)."""
+def _md_image(path: Path, alt: str, where: Path) -> str:
+    rel = relative(path, where)
+    return f"![{_md_text(alt)}]({f'<{rel}>' if ' ' in rel else rel})"
+
+
+def _md_blocks(blocks: list, where: Path, everything: list) -> list[str]:
     lines: list[str] = []
     for b in blocks:
         if isinstance(b, Heading):
             lines += [f"{'#' * b.level} {b.text}", ""]
         elif isinstance(b, Contents):
             lines += ["**Contents**", ""]
-            for h2, subs in _toc(blocks):
+            for h2, subs in _toc(everything):
                 lines.append(f"- [{_md_text(h2.text)}](#{h2.anchor})")
                 lines += [f"  - [{_md_text(h.text)}](#{h.anchor})" for h in subs]
             lines.append("")
@@ -377,7 +521,25 @@ def render_markdown(blocks: list, where: Path) -> str:
             lines += _md_table(b) + [""]
         elif isinstance(b, Figures):
             for path, caption in b.items:
-                rel = Path(os.path.relpath(path.resolve(), where.resolve())).as_posix()
-                target = f"<{rel}>" if " " in rel else rel
-                lines += [f"![{_md_text(caption)}]({target})", "", f"*{_md_text(caption)}*", ""]
-    return "\n".join(lines).rstrip() + "\n"
+                lines += [_md_image(path, caption, where), "", f"*{_md_text(caption)}*", ""]
+        elif isinstance(b, Compare):
+            if len(b.items) == 1:
+                lines += [_md_image(b.items[0][1], b.caption, where), ""]
+            else:  # a one-row table: the runs' plots side by side where Markdown shows tables
+                lines += ["| " + " | ".join(_md_text(label) for label, _ in b.items) + " |",
+                          "|" + "---|" * len(b.items),
+                          "| " + " | ".join(_md_image(path, f"{label}: {path.parent.name}/{path.stem}", where)
+                                            for label, path in b.items) + " |", ""]
+            lines += [f"*{_md_text(b.caption)}*", ""]
+        elif isinstance(b, Details):
+            # GitHub renders Markdown inside <details> when blank lines surround it.
+            summary = html.escape(_plain(b.summary), quote=False)
+            lines += [f"<details{' open' if b.open else ''}><summary>{summary}</summary>", ""]
+            lines += _md_blocks(b.blocks, where, everything)
+            lines += ["</details>", ""]
+    return lines
+
+
+def render_markdown(blocks: list, where: Path) -> str:
+    """The same blocks as Markdown; images are linked relative to ``where`` (the Markdown file's folder)."""
+    return "\n".join(_md_blocks(blocks, where, blocks)).rstrip() + "\n"

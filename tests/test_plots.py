@@ -1,14 +1,20 @@
-"""Plots: the files a run directory gets, the records each plot reads, and the calibration error."""
+"""Plots: the files a run directory gets, the records each plot reads, what a reader sees in them (counts in
+the confusion cells, one colour per model everywhere, value labels clear of the axis, a panel per model in the
+learning curve), and the calibration error."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_hex
+from matplotlib.container import BarContainer, ErrorbarContainer
 
 from experiments import plots
 from experiments.config import Config
@@ -99,7 +105,7 @@ def plot_files(run_dir: Path) -> list[str]:
 # Which files are drawn. ----------------------------------------------------------------------------
 
 def test_a_run_with_a_learning_curve_gets_every_plot_per_task_and_a_learning_curve(drawn):
-    run_dir, written, _ = drawn
+    run_dir, written, _, _ = drawn
     expected = sorted(f"plots/{task}/{name}" for task in ("stance", "frames")
                       for name in [*PER_TASK, "learning_curve.png"])
     assert sorted(str(p.relative_to(run_dir)) for p in written) == expected
@@ -115,7 +121,7 @@ def test_a_run_without_a_learning_curve_gets_no_learning_curve_plot(run_without_
 
 
 def test_draw_plots_writes_the_same_files_with_the_same_bytes_every_time(drawn, run_with_curve, tmp_path):
-    first, written, _ = drawn
+    first, written, _, _ = drawn
     second = shutil.copytree(run_with_curve, tmp_path / "second")
     assert [p.relative_to(second) for p in draw_plots(second)] == [p.relative_to(first) for p in written]
     assert plot_files(second) == plot_files(first)
@@ -133,10 +139,12 @@ def test_a_directory_without_metrics_is_refused_with_a_hint(tmp_path):
 
 @pytest.fixture(scope="module")
 def drawn(run_with_curve, tmp_path_factory):
-    """A copy of the run with a learning curve, drawn once: its directory, the paths written, and the tables
-    (by function and task) that draw_plots computed from the predictions while drawing."""
+    """A copy of the run with a learning curve, drawn once: its directory, the paths written, the tables
+    (by function and task) that draw_plots computed from the predictions while drawing, and the figures
+    it saved (by task and file name)."""
     run_dir = shutil.copytree(run_with_curve, tmp_path_factory.mktemp("drawn") / "run")
     tables: dict[tuple[str, str], list] = {}
+    figures: dict[tuple[str, str], object] = {}
 
     def spy(name):
         original = getattr(plots, name)
@@ -148,16 +156,28 @@ def drawn(run_with_curve, tmp_path_factory):
 
         return wrapper
 
+    save = plots._save
+
+    def keep(fig, path):
+        figures[(path.parent.name, path.name)] = fig
+        return save(fig, path)
+
     with pytest.MonkeyPatch.context() as patch:
         for name in ("confusion_counts", "label_counts", "calibration_pairs"):
             patch.setattr(plots, name, spy(name))
+        patch.setattr(plots, "_save", keep)
         written = draw_plots(run_dir)
-    return run_dir, written, tables
+    return run_dir, written, tables, figures
 
 
 @pytest.fixture
 def tables(drawn):
     return drawn[2]
+
+
+@pytest.fixture
+def figures(drawn):
+    return drawn[3]
 
 
 def test_the_confusion_matrices_count_each_main_prediction_once(tables):
@@ -192,6 +212,109 @@ def test_the_label_distribution_counts_each_paragraph_once(tables):
     assert stance == {(("d0", "d1"), tuple(STANCE_LABELS), "[[2, 0, 0, 1], [0, 1, 0, 2]]")}
     frames = {(tuple(docs), tuple(names), str(counts.tolist())) for docs, names, counts in tables[("label_counts", "frames")]}
     assert frames == {(("d0", "d1"), (*FRAME_LABELS, "(no frame)"), "[[2, 1, 0, 1], [0, 1, 1, 1]]")}
+
+
+# What a reader sees. -------------------------------------------------------------------------------
+
+def cell_texts(fig) -> list[list[str]]:
+    """The texts in a confusion matrix's cells, row by row."""
+    ax = fig.axes[0]
+    n = len(ax.get_xticks())
+    texts = [t.get_text() for t in ax.texts]
+    return [texts[i * n:(i + 1) * n] for i in range(n)]
+
+
+def test_each_confusion_cell_shows_its_share_and_its_count(figures):
+    # logreg's stance counts (test above), pooled over two repeats: the favor row is 2 right, 2 "none".
+    assert cell_texts(figures[("stance", "confusion_logreg.png")]) == [
+        ["0.50\n(2)", "0.00\n(0)", "0.00\n(0)", "0.50\n(2)"],
+        ["0.00\n(0)", "0.00\n(0)", "0.00\n(0)", "1.00\n(2)"],
+        ["–", "–", "–", "–"],  # no gold neutral paragraph: no share to show
+        ["0.00\n(0)", "0.00\n(0)", "0.00\n(0)", "1.00\n(6)"],
+    ]
+    # Frames count (gold frame, predicted frame) pairs: p1 is in the humanitarian and the security row.
+    frames = cell_texts(figures[("frames", "confusion_logreg.png")])
+    assert frames[1][:2] == ["0.50\n(2)", "0.50\n(2)"]
+    assert frames[3][3] == "1.00\n(4)"
+
+
+def bar_colours(fig) -> dict[str, str]:
+    return {c.get_label(): to_hex(c.patches[0].get_facecolor())
+            for c in fig.axes[0].containers if isinstance(c, BarContainer)}
+
+
+def point_colours(fig) -> dict[str, str]:
+    ax = fig.axes[0]
+    names = [t.get_text() for t in ax.get_yticklabels()]
+    return {names[round(c.lines[0].get_ydata()[0])]: to_hex(c.lines[0].get_color())
+            for c in ax.containers if isinstance(c, ErrorbarContainer)}
+
+
+def panel_colours(fig) -> dict[str, str]:
+    """Calibration and learning-curve panels: the panel's model (its title) and its first coloured line."""
+    out = {}
+    for ax in fig.axes:
+        model = ax.get_title().split("\n")[0].removesuffix(" (baseline)")
+        lines = [to_hex(line.get_color()) for line in ax.get_lines()
+                 if to_hex(line.get_color()) not in ("#777777", "#d4d4d4")]
+        if model and lines:
+            out[model] = lines[0]
+    return out
+
+
+def test_a_model_has_one_colour_in_every_plot_and_every_run(figures, run_without_curve, tmp_path):
+    # A second run lists the same models the other way round: colours follow the model, not its position.
+    other = shutil.copytree(run_without_curve, tmp_path / "reversed")
+    metrics = json.loads((other / "metrics.json").read_text(encoding="utf-8"))
+    for info in metrics["tasks"].values():
+        info["models"] = dict(reversed(info["models"].items()))
+    (other / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    seen: dict[str, set[str]] = {}
+    with pytest.MonkeyPatch.context() as patch:
+        kept = {}
+        save = plots._save
+        patch.setattr(plots, "_save", lambda fig, path: kept.setdefault((path.parent.name, path.name), fig) and save(fig, path))
+        draw_plots(other)
+    for drawn in (figures, kept):
+        for task in ("stance", "frames"):
+            for colours in (bar_colours(drawn[(task, "per_label_f1.png")]),
+                            point_colours(drawn[(task, "model_comparison.png")]),
+                            panel_colours(drawn[(task, "calibration.png")])):
+                assert set(colours) == set(MODELS)
+                for model, colour in colours.items():
+                    seen.setdefault(model, set()).add(colour)
+    assert all(len(colours) == 1 for colours in seen.values()), seen
+    assert seen["majority"] != seen["logreg"]
+    # The learning curve's panels too.
+    assert {m: {c} for m, c in panel_colours(figures[("stance", "learning_curve.png")]).items()} == seen
+    # A registered model's colour is fixed, whatever else the run holds.
+    assert plots.model_colours(["embed_logreg"]) == {"embed_logreg": plots.MODEL_COLOURS["embed_logreg"]}
+    assert plots.model_colours(["x", "majority", "embed_logreg"])["embed_logreg"] == plots.MODEL_COLOURS["embed_logreg"]
+
+
+def test_the_comparison_value_labels_stay_off_the_axis_and_inside_the_panel(figures):
+    for task in ("stance", "frames"):
+        fig = figures[(task, "model_comparison.png")]
+        canvas = FigureCanvasAgg(fig)  # pyplot closed the figure after saving it
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        for ax in fig.axes:
+            box = ax.get_window_extent(renderer)
+            labels = [t for t in ax.texts if re.fullmatch(r"\d\.\d\d", t.get_text())]
+            assert len(labels) == len(MODELS)
+            for label in labels:
+                extent = label.get_window_extent(renderer)
+                # Clear of the y axis by a few pixels, and not past the right edge.
+                assert extent.x0 > box.x0 + 3 and extent.x1 < box.x1, (task, label.get_text(), extent, box)
+
+
+def test_the_learning_curve_gives_each_model_its_own_panel(figures):
+    for task in ("stance", "frames"):
+        fig = figures[(task, "learning_curve.png")]
+        titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+        assert titles == ["majority (baseline)", "logreg"]
+        for ax in fig.axes:  # each panel: the model's two scores with their bands, drawn in the model's colour
+            assert len(ax.collections) == 2
 
 
 # The expected calibration error. -------------------------------------------------------------------

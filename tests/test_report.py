@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import yaml
@@ -64,6 +66,15 @@ CONFIG = {
     "models": [{"name": "majority", "label": None, "params": {}},
                {"name": "tfidf_svm", "label": None, "params": {"C": 1.0}}],
 }
+
+
+def pixels(image: bytes) -> list:
+    """An image's pixels as seen on the page's white background."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(image)) as im:
+        rgba = im.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB").tobytes()
 
 
 def metric(value: float | None, low: float | None = None, high: float | None = None) -> dict:
@@ -192,9 +203,10 @@ def test_the_page_is_self_contained(run, lodo):
     assert "http://" not in page and "https://" not in page
     assert "<script" not in page.lower() and "<link" not in page.lower() and "@import" not in page
     sources = re.findall(r'<img src="([^"]*)"', page)
-    assert len(sources) == 2 * 4  # every PNG of both runs
-    assert all(s.startswith("data:image/png;base64,") for s in sources)
-    assert base64.b64decode(sources[0].removeprefix("data:image/png;base64,")) == PNG
+    assert len(sources) == 2 * 4  # every PNG of both runs, once
+    # Embedded losslessly (as WebP where that is smaller): the same pixels as the plot file.
+    assert all(re.match(r"data:image/(png|webp);base64,", s) for s in sources)
+    assert all(pixels(base64.b64decode(s.split(",", 1)[1])) == pixels(PNG) for s in sources)
 
 
 def test_the_markdown_links_the_plots_relative_to_itself(run, tmp_path):
@@ -210,6 +222,114 @@ def test_plots_come_in_a_fixed_order_with_captions_and_a_generic_one_for_unknown
     assert order == ["learning_curve.png", "model_comparison.png", "confusion_tfidf_svm.png", "mystery.png"]
     assert "*Confusion matrix of tfidf_svm, normalised per gold stance label" in md
     assert "*stance: mystery (a plot this report has no description for).*" in md
+
+
+def test_no_absolute_path_in_the_page_or_the_markdown(run, lodo, tmp_path):
+    # Run directories given as absolute paths, the report written elsewhere: every path it shows or links is
+    # relative to the report's folder, and leads to the file or folder it names.
+    assert run.is_absolute()
+    for options in ({}, {"images": "link"}):  # plots embedded (the default), or linked
+        html_path, md_path = write_report([run, lodo], out=tmp_path / "reports" / "compare.html", **options)
+        page, md = html_path.read_text(encoding="utf-8"), md_path.read_text(encoding="utf-8")
+        assert str(tmp_path) not in page and str(tmp_path) not in md
+        targets = re.findall(r'(?:href|src)="([^"#][^"]*)"', page) + re.findall(r"\]\(<?([^)#>][^)>]*)>?\)", md)
+        targets = [t for t in targets if not t.startswith("data:")]
+        assert len(targets) >= 2 + 2  # the two run directories in the page and in the Markdown at least
+        for target in targets:
+            assert not os.path.isabs(unquote(target)), target
+            assert (html_path.parent / unquote(target)).exists(), target
+    assert "Run directories (relative to this report): kfold_run [`../results/kfold_run/20260101-000000-abcdef`]" in md
+
+
+def test_the_stance_subset_column_is_named_after_the_labels_it_averages(tmp_path):
+    config = {**CONFIG, "metrics": {**CONFIG["metrics"], "stance_subset": ["against", "neutral"]}}
+    run = write_run(tmp_path / "results", config=config)
+    header = next(line for line in summary_markdown(run).splitlines() if line.startswith("| model | n | accuracy"))
+    assert header.split(" | ")[4] == "macro-F1 (against, neutral)"
+    assert "favor, against" not in summary_markdown(run)
+    # A label the task does not have is not averaged, so it is not named either.
+    config = {**CONFIG, "metrics": {**CONFIG["metrics"], "stance_subset": ["pro", "favor"]}}
+    other = write_run(tmp_path / "other", config=config)
+    assert "| macro-F1 (favor) |" in summary_markdown(other)
+
+
+def details(page: str) -> list[str]:
+    return re.findall(r"<details(?: open)?><summary>.*?</details>", page, flags=re.DOTALL)
+
+
+def test_the_long_parts_fold_away_and_the_headings_stay_in_the_contents(run, lodo):
+    html_path, md_path = write_report([run, lodo])
+    page = html_path.read_text(encoding="utf-8")
+    folded = details(page)
+    assert any("<h4 id=\"most-confident-mistakes\">" in d and "Strikes &lt;b&gt;now" in d for d in folded)
+    assert any("favor (n=4)" in d and "not estimable" in d for d in folded)  # a per-label table
+    assert any("models.tfidf_svm.params.C" in d for d in folded)  # the config diff
+    assert any("Confusion matrices, one per model" in d and "<img" in d for d in folded)
+    assert not any("<h2" in d or "<h3" in d for d in folded)  # every contents entry stays visible
+    links = re.findall(r'<nav class="toc">.*?</nav>', page, flags=re.DOTALL)[0]
+    inline = re.findall(r'<details class="toc-inline">.*?</details>', page, flags=re.DOTALL)[0]
+    anchors = re.findall(r'href="#([^"]+)"', links)
+    assert anchors and anchors == re.findall(r'href="#([^"]+)"', inline)  # the same contents on a narrow screen
+    assert all(f'id="{a}"' in page for a in anchors)
+    assert "<details><summary>" in md_path.read_text(encoding="utf-8")
+
+
+def test_the_runs_plots_stand_side_by_side(run, lodo):
+    page = write_report([run, lodo])[0].read_text(encoding="utf-8")
+    grids = re.findall(r'<figure class="compare">.*?</figure></div></figure>|<figure class="compare">.*?</figcaption></figure>',
+                       page, flags=re.DOTALL)
+    comparison = [g for g in grids if "stance/model_comparison.png" in g]
+    assert len(comparison) == 1
+    assert re.findall(r'<div class="run">([^<]+)</div><img', comparison[0]) == ["kfold_run", "lodo_run"]
+
+
+def realistic_plots(run_dir: Path, seed: int) -> list[Path]:
+    """Replace the run's 1-pixel PNGs with plots drawn as experiments.plots draws them."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from experiments import plots  # noqa: F401  (its matplotlib settings)
+
+    rng = np.random.default_rng(seed)
+    paths = sorted((run_dir / "plots" / "stance").glob("*.png"))
+    for k, path in enumerate(paths):
+        fig, ax = plt.subplots(figsize=(7, 5.5))
+        if k % 2:
+            share = rng.dirichlet(np.ones(6), size=6)
+            image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+            for i in range(6):
+                for j in range(6):
+                    ax.text(j, i, f"{share[i, j]:.2f}\n({rng.integers(30)})", ha="center", va="center", fontsize=10)
+            fig.colorbar(image, ax=ax).set_label("share of the gold row (0–1)")
+        else:
+            x = np.linspace(0, 1, 6)
+            for m, colour in enumerate(["#999999", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#E69F00", "#000000"]):
+                y = np.clip(0.2 + 0.05 * m + 0.3 * x * rng.random(), 0, 1)
+                ax.fill_between(x, y - 0.1, y + 0.1, color=colour, alpha=0.15, lw=0)
+                ax.plot(x, y, "-o", color=colour, label=f"model {m}")
+            ax.legend(ncol=2)
+        ax.set_title(f"plot {k}: a title\nand a subtitle · n = 60 paragraphs")
+        fig.savefig(path)
+        plt.close(fig)
+    return paths
+
+
+def test_the_page_embeds_each_plot_once_in_far_fewer_bytes(run, lodo):
+    # The page used to embed every PNG as it is (base64; 100% of it, the coverage plot twice). Now each plot
+    # is in it once, as lossless WebP: the same pixels in 38% of matplotlib's PNG bytes over the reference
+    # runs' plots, 54% over these denser test plots; 70% leaves room for other libwebp versions and still
+    # fails any page that embeds the PNGs as they are.
+    files = realistic_plots(run, 1) + realistic_plots(lodo, 2)
+    page = write_report([run, lodo])[0].read_text(encoding="utf-8")
+    sources = re.findall(r'<img src="(data:[^"]*)"', page)
+    assert len(sources) == len(files) == 8
+    as_is = sum(len(base64.b64encode(f.read_bytes())) for f in files)
+    embedded = sum(len(s) for s in sources)
+    assert embedded < 0.7 * as_is, (embedded, as_is)
+    assert len(page) - embedded < 150_000  # the rest of the page: text, tables and style
+    # Lossless: each embedded image has exactly the pixels of one plot file.
+    decoded = sorted(pixels(base64.b64decode(s.split(",", 1)[1])) for s in sources)
+    assert decoded == sorted(pixels(f.read_bytes()) for f in files)
 
 
 def test_paragraph_text_is_escaped(run):
@@ -304,7 +424,7 @@ def test_per_document_micro_f1_for_frames():
 
 def test_labels_too_rare_to_score_read_not_estimable(run):
     md = write_report([run])[1].read_text(encoding="utf-8")
-    per_label = md.split("## Per-label F1 and plots")[1].split("### kfold_run · frames")[0]
+    per_label = md.split("## Per-label F1")[1].split("### kfold_run · frames")[0]
     assert "| model | favor (n=4) | against (n=2) | neutral (n=0) | none (n=4) |" in per_label
     assert "| tfidf_svm | 0.50 [0.20, 0.80] | not estimable | not estimable | 0.50 [0.20, 0.80] |" in per_label
 
