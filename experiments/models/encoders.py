@@ -185,36 +185,100 @@ def load_sentence_encoder(model: str, device: str, max_length: int):
     return _ENCODERS[key]
 
 
+BACKENDS = ("auto", "torch", "onnx")
+_BACKENDS: dict[tuple, str] = {}
+
+
+def resolve_backend(backend: str, model: str, device: str, precision: str, max_length: int) -> str:
+    """``torch`` or ``onnx``: the sentence encoder's runtime, chosen once per process and setting.
+
+    ``auto`` runs ONNX Runtime on the CPU in float32 when onnxruntime is
+    installed and the exported encoder matches PyTorch to 1e-3
+    (``experiments.models.onnx``); on CUDA, in bf16, or when the ONNX path
+    cannot be used, it keeps PyTorch and logs one line saying why. ``onnx``
+    insists: a reason not to use it is an error.
+    """
+    if backend not in BACKENDS:
+        raise UserError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        return "torch"
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
+    key = (backend, model, device, precision, max_length)
+    if key in _BACKENDS:
+        return _BACKENDS[key]
+    import logging
+
+    from experiments.models.onnx import OnnxUnavailable, load_onnx_encoder
+
+    reason = None
+    if device != "cpu":
+        reason = f"the device is {device}; ONNX Runtime is used on the CPU only"
+    elif precision != "fp32":
+        reason = f"inference precision is {precision}; the ONNX encoder runs in float32"
+    else:
+        try:
+            load_onnx_encoder(model, max_length)
+        except OnnxUnavailable as error:
+            reason = str(error)
+    if reason is None:
+        chosen = "onnx"
+    elif backend == "onnx":
+        raise UserError(f"backend: onnx cannot be used: {reason}; use backend: auto or torch")
+    else:
+        chosen = "torch"
+        expected = device != "cpu" or precision != "fp32"
+        logging.getLogger(__name__).log(logging.INFO if expected else logging.WARNING,
+                                        "sentence encoder %s runs on PyTorch: %s", model, reason)
+    _BACKENDS[key] = chosen
+    return chosen
+
+
 class SentenceEmbedder(TransformerMixin, BaseEstimator):
     """Texts → L2-normalised sentence embeddings from a frozen encoder, cached on disk.
 
     Encoding sorts texts by length and pads each batch only to its longest
-    member, under ``torch.inference_mode``.
+    member. ``backend`` picks the runtime (see ``resolve_backend``): ONNX
+    Runtime where it is available and agrees with PyTorch to 1e-3, else
+    PyTorch under ``torch.inference_mode``. The disk cache is keyed by the
+    backend too, so vectors of the two runtimes are never mixed.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 16,
-                 max_length: int = 256, precision: str = "auto", cache: bool = True):
+                 max_length: int = 256, precision: str = "auto", cache: bool = True, backend: str = "auto"):
         self.model = model
         self.device = device
         self.precision = precision
         self.batch_size = batch_size
         self.max_length = max_length
         self.cache = cache
+        self.backend = backend
 
     def fit(self, X, y=None):
         return self
+
+    def backend_(self) -> str:
+        """The runtime this embedder uses: ``torch`` or ``onnx``."""
+        return resolve_backend(self.backend, self.model, self.device, self.precision, self.max_length)
 
     def _cache(self) -> EmbeddingCache | None:
         if not self.cache:
             return None
         precision = resolve_precision(self.precision, resolve_device(self.device))
-        key = f"{model_fingerprint(resolve_model_dir(self.model))}-{self.max_length}-{precision}"
+        fingerprint = model_fingerprint(resolve_model_dir(self.model))
+        if self.backend_() == "onnx":  # its own vectors; PyTorch's keep their old key
+            fingerprint = hashlib.sha256(f"{fingerprint}-onnx".encode()).hexdigest()[:16]
+        key = f"{fingerprint}-{self.max_length}-{precision}"
         if key not in _CACHES:
             _CACHES[key] = EmbeddingCache(key)
         return _CACHES[key]
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Encode without the cache (the benchmark measures this path)."""
+        if self.backend_() == "onnx":
+            from experiments.models.onnx import load_onnx_encoder
+
+            return load_onnx_encoder(self.model, self.max_length).encode(list(texts), batch_size=self.batch_size)
         device = resolve_device(self.device)
         encoder = load_sentence_encoder(self.model, self.device, self.max_length)
         with inference(device, resolve_precision(self.precision, device)):

@@ -7,7 +7,10 @@ by length and padded only to their longest member, and inference runs under
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from experiments.errors import UserError
@@ -16,6 +19,14 @@ from experiments.models.encoders import (
     DEFAULT_MODEL, inference, resolve_device, resolve_model_dir, resolve_precision, setup_torch,
 )
 from experiments.models.multilabel import constant_columns
+
+log = logging.getLogger(__name__)
+
+# ``backend: auto`` exports the fitted weights to ONNX (seconds, once per set of weights, cached on disk) only
+# for a prediction of at least this many paragraphs, where the faster runtime pays for the export.
+ONNX_MIN_TEXTS = 200
+# Scores this close below a frame's threshold are taken as tied with it (PyTorch and ONNX Runtime differ by ~1e-7).
+TIE_TOLERANCE = 1e-6
 
 
 def length_sorted_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
@@ -53,13 +64,20 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
     number applies to every frame, and a mapping sets frames one by one.
     ``class_weight: balanced`` weights the loss by inverse class (or positive)
     frequency.
+
+    ``backend`` is the inference runtime: ``torch``; ``onnx``, the fitted
+    weights exported to ONNX Runtime (checked against PyTorch to 1e-3, see
+    ``experiments.models.onnx``); or ``auto``, ONNX Runtime on the CPU in
+    float32 for a call of at least ``ONNX_MIN_TEXTS`` paragraphs (and every
+    call after it), else PyTorch, which is also the fallback, with one log
+    line saying why. Training always runs in PyTorch.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, multilabel: bool = False, labels: list[str] | None = None,
                  learning_rate: float = 5e-5, epochs: int = 8, batch_size: int = 8, max_length: int = 256,
                  warmup_ratio: float = 0.1, weight_decay: float = 0.01, class_weight: str | None = "balanced",
                  threshold: str | float | dict = "prevalence", max_steps: int | None = None,
-                 device: str = "auto", precision: str = "auto", seed: int = 0):
+                 device: str = "auto", precision: str = "auto", seed: int = 0, backend: str = "auto"):
         self.model = model
         self.multilabel = multilabel
         self.labels = labels
@@ -75,6 +93,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.precision = precision
         self.seed = seed
+        self.backend = backend
 
     def _loss(self, y: np.ndarray):
         import torch
@@ -141,6 +160,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
                 optimizer.zero_grad()
                 done += 1
         self.model_.eval()
+        self._forget_runtime()
         self.steps_ = done
         self.degenerate_ = constant_columns(y) if self.multilabel else []
         if self.multilabel:
@@ -162,12 +182,53 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         batch = self.tokenizer_.pad(features, padding="longest", return_tensors="pt")
         return {k: v.to(self.device_) for k, v in batch.items()}
 
+    def _forget_runtime(self) -> None:
+        self._runtime, self._onnx = None, None
+
+    def runtime(self, n_texts: int = ONNX_MIN_TEXTS) -> str:
+        """``torch`` or ``onnx``: the runtime a prediction of ``n_texts`` paragraphs uses (an ONNX export is
+        built or loaded here when it is chosen the first time)."""
+        from experiments.models.onnx import OnnxUnavailable, load_onnx_classifier
+
+        if self.backend not in ("auto", "torch", "onnx"):
+            raise UserError(f"backend: {self.backend!r} is not one of auto, torch, onnx")
+        chosen = getattr(self, "_runtime", None)
+        if self.backend == "torch" or chosen is not None:
+            return chosen or "torch"
+        if self.backend == "auto" and n_texts < ONNX_MIN_TEXTS:
+            return "torch"  # not decided yet: a small call does not pay for an export
+        precision = resolve_precision(self.precision, self.device_)
+        reason = None
+        if self.device_ != "cpu":
+            reason = f"the device is {self.device_}; ONNX Runtime is used on the CPU only"
+        elif precision != "fp32":
+            reason = f"inference precision is {precision}; the ONNX classifier runs in float32"
+        else:
+            try:
+                self._onnx = load_onnx_classifier(self.model_, self.tokenizer_)
+            except OnnxUnavailable as error:
+                reason = str(error)
+        if reason is not None and self.backend == "onnx":
+            raise UserError(f"backend: onnx cannot be used: {reason}; use backend: auto or torch")
+        if reason is not None:
+            expected = self.device_ != "cpu" or precision != "fp32"
+            log.log(logging.INFO if expected else logging.WARNING, "fine-tuned classifier runs on PyTorch: %s", reason)
+        self._runtime = "torch" if reason else "onnx"
+        return self._runtime
+
     def predict_proba(self, X, batch_size: int = 16) -> np.ndarray:
         import torch
 
         texts = list(X)
         encoded = self.tokenizer_(texts, truncation=True, max_length=self.max_length)
         out = np.zeros((len(texts), len(self.classes_)), dtype=np.float32)
+        if self.runtime(len(texts)) == "onnx":
+            for rows in length_sorted_batches([len(i) for i in encoded["input_ids"]], batch_size):
+                features = [{k: encoded[k][i] for k in encoded.keys()} for i in rows]
+                logits = self._onnx.logits(self.tokenizer_.pad(features, padding="longest", return_tensors="np"))
+                logits = logits.astype(np.float32)
+                out[rows] = expit(logits) if self.multilabel else softmax(logits, axis=1)
+            return out
         with inference(self.device_, resolve_precision(self.precision, self.device_)):
             for rows in length_sorted_batches([len(i) for i in encoded["input_ids"]], batch_size):
                 logits = self.model_(**self._pad(encoded, rows)).logits.float()
@@ -178,7 +239,9 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)
         if self.multilabel:
-            return (proba >= self.thresholds_).astype(int)
+            # A prevalence threshold is a training paragraph's own score: within TIE_TOLERANCE of it counts as
+            # that tie, so the paragraph keeps its label when the other runtime scores it 1e-8 lower.
+            return (proba >= self.thresholds_ - TIE_TOLERANCE).astype(int)
         return self.classes_[proba.argmax(axis=1)]
 
     def save(self, directory) -> None:
@@ -191,12 +254,15 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         self.device_ = resolve_device(self.device)
         self.tokenizer_ = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
         self.model_ = AutoModelForSequenceClassification.from_pretrained(str(directory), local_files_only=True).to(self.device_).eval()
+        self._forget_runtime()
         return self
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("model_", None)  # weights are saved as safetensors by save()
         state.pop("tokenizer_", None)
+        state.pop("_onnx", None)  # an ONNX Runtime session; rebuilt from the weights when needed
+        state.pop("_runtime", None)
         return state
 
 
@@ -205,9 +271,9 @@ def finetune(seed: int, task: str, labels: list[str], model: str = DEFAULT_MODEL
              epochs: int = 8, batch_size: int = 8, max_length: int = 256, warmup_ratio: float = 0.1,
              weight_decay: float = 0.01, class_weight: str | None = "balanced",
              threshold: str | float | dict = "prevalence", max_steps: int | None = None, device: str = "auto",
-             precision: str = "auto"):
+             precision: str = "auto", backend: str = "auto"):
     """A fine-tuned transformers sequence classifier (multi-label head with per-frame thresholds for frames)."""
     return TransformerClassifier(model=model, multilabel=task == "frames", labels=labels, learning_rate=learning_rate,
                                  epochs=epochs, batch_size=batch_size, max_length=max_length, warmup_ratio=warmup_ratio,
                                  weight_decay=weight_decay, class_weight=class_weight, threshold=threshold,
-                                 max_steps=max_steps, device=device, precision=precision, seed=seed)
+                                 max_steps=max_steps, device=device, precision=precision, seed=seed, backend=backend)
