@@ -50,7 +50,7 @@ def test_run_reports_the_data_then_the_best_model_per_task_then_the_run_director
     lines = done.stdout.splitlines()
     assert re.fullmatch(r"smoke: \d+ paragraphs, data fingerprint [0-9a-f]{16}, protocol kfold", lines[-4])
     for line, task in zip(lines[-3:-1], ("stance", "frames")):
-        assert re.fullmatch(rf"{task}: best model \w+ \(macro-F1 of calibrated decisions \d\.\d\d \[\d\.\d\d, \d\.\d\d\], n=\d+, kfold\)", line)
+        assert re.fullmatch(rf"{task}: best model \w+ \(macro-F1 of calibrated decisions \d\.\d\d \[\d\.\d\d, \d\.\d\d\], n=\d+, k-fold\)", line)
     assert "Traceback" not in done.stderr
 
 
