@@ -159,6 +159,18 @@ def compare_backend_labels(embedders: dict[str, SentenceEmbedder]) -> list[Label
     return checks
 
 
+def _measure(name: str, sides: dict, backend: str, texts: list[str], rounds: int, chunk: int,
+             results: list[Measurement]) -> dict[str, np.ndarray]:
+    """Time ``sides`` ("ours", "plain", and "torch" when ours runs elsewhere), add one measurement per side of
+    ours against the plain pipeline to ``results``, and return each side's outputs."""
+    rates, outputs = _rates(sides, texts, rounds, chunk)
+    for side, runtime in (("ours", backend), ("torch", "torch")):
+        if side in sides:
+            results.append(Measurement(name, rates[side], rates["plain"],
+                                       float(np.abs(outputs[side] - outputs["plain"]).max()), runtime))
+    return outputs
+
+
 def run_bench(n: int = 240, batch_size: int = 16, rounds: int = 3, model: str = DEFAULT_MODEL,
               device: str = "auto", max_length: int = 256, precision: str = "auto", backend: str = "auto",
               chunk: int | None = None, log=print) -> list[Measurement]:
@@ -203,12 +215,7 @@ def run_bench(n: int = 240, batch_size: int = 16, rounds: int = 3, model: str = 
         reference = SentenceEmbedder(model=model, device=device, batch_size=batch_size, max_length=max_length,
                                      precision=precision, cache=False, backend="torch")
         sides["torch"] = reference.encode
-    rates, embedded = _rates(sides, texts, rounds, chunk)
-    results.append(Measurement("sentence embeddings", rates["ours"], rates["plain"],
-                               float(np.abs(embedded["ours"] - embedded["plain"]).max()), used))
-    if used != "torch":
-        results.append(Measurement("sentence embeddings", rates["torch"], rates["plain"],
-                                   float(np.abs(embedded["torch"] - embedded["plain"]).max()), "torch"))
+    embedded = _measure("sentence embeddings", sides, used, texts, rounds, chunk, results)
 
     classifier = TransformerClassifier(model=model, labels=["favor", "against", "neutral", "none"], max_steps=1,
                                        batch_size=4, max_length=max_length, device=device, precision=precision,
@@ -227,12 +234,7 @@ def run_bench(n: int = 240, batch_size: int = 16, rounds: int = 3, model: str = 
         on_torch = TransformerClassifier(**{**classifier.get_params(), "backend": "torch"})
         on_torch.__dict__.update({k: v for k, v in vars(classifier).items() if k.endswith("_")})  # same weights
         sides["torch"] = lambda b: on_torch.predict_proba(b, batch_size=batch_size)
-    rates, scored = _rates(sides, texts, rounds, chunk)
-    results.append(Measurement("fine-tuned classifier", rates["ours"], rates["plain"],
-                               float(np.abs(scored["ours"] - scored["plain"]).max()), classifier_used))
-    if classifier_used != "torch":
-        results.append(Measurement("fine-tuned classifier", rates["torch"], rates["plain"],
-                                   float(np.abs(scored["torch"] - scored["plain"]).max()), "torch"))
+    scored = _measure("fine-tuned classifier", sides, classifier_used, texts, rounds, chunk, results)
 
     log(f"{'model':<24}{'backend':>8}{'ours (par/s)':>14}{'pipeline (par/s)':>18}{'ratio':>8}{'max |diff|':>12}")
     for m in results:
