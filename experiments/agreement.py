@@ -1,4 +1,4 @@
-"""Inter-annotator agreement and adjudication of disagreements.
+"""Inter-annotator agreement: the statistics and the report.
 
 ``compute_agreement`` compares the annotators' standing labels (see
 ``annotations.latest_labels``): Cohen's kappa per annotator pair, for stance and
@@ -20,10 +20,8 @@ they see it. Each pair's agreement is also split by what the two annotators saw
 (both blind, both suggested, mixed), to show whether shared suggestions inflate
 inter-annotator agreement.
 
-A disagreement is settled by an adjudication record appended to
-``data/adjudications.jsonl`` (``record_adjudication``, or interactively with
-``adjudicate_interactive``); ``annotations.derive_gold`` then takes the
-adjudicated labels into gold. Annotation files are never edited.
+Settling a disagreement is ``adjudication``'s job; the report shows each
+disagreement's adjudication, if any.
 
 A statistic that is undefined (kappa when both annotators used one and the
 same label, fewer than two paragraphs in common, alpha without any variation)
@@ -46,19 +44,8 @@ from scipy.stats import binomtest
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 from experiments import paths
-from experiments.annotations import (
-    Adjudication,
-    Annotation,
-    Span,
-    check_spans,
-    check_annotator_name,
-    latest_adjudications,
-    latest_labels,
-    now,
-)
+from experiments.annotations import Annotation, latest_adjudications, latest_labels
 from experiments.codebook import Codebook
-from experiments.errors import UserError
-from experiments.io import append_jsonl
 
 START_HINT = "agreement needs two — start the app with --annotator NAME"
 BLIND_HINT = "python -m experiments annotate --suggest RUN_DIR --blind 0.2"
@@ -172,7 +159,7 @@ def _frame_set(record: Annotation) -> frozenset[str]:
     return frozenset(record.frames)
 
 
-def _ordered(frames, codebook_frames: list[str]) -> list[str]:
+def ordered_frames(frames, codebook_frames: list[str]) -> list[str]:
     chosen = set(frames)
     return [f for f in codebook_frames if f in chosen]
 
@@ -410,7 +397,7 @@ def compute_agreement(
                 doc_id=paragraph["doc_id"],
                 text=paragraph["text"],
                 labels={
-                    name: {"stance": by[name].stance, "frames": _ordered(by[name].frames, frames)}
+                    name: {"stance": by[name].stance, "frames": ordered_frames(by[name].frames, frames)}
                     for name in sorted(by)
                 },
                 adjudication=adjudication.model_dump() if adjudication else None,
@@ -479,7 +466,7 @@ def describe_labels(stance: str, frames: list[str]) -> str:
     return f"{stance} | {', '.join(frames) if frames else '(no frames)'}"
 
 
-def _wrap(text: str, indent: str = "    ") -> list[str]:
+def wrap_paragraph(text: str, indent: str = "    ") -> list[str]:
     return textwrap.wrap(" ".join(text.split()), width=WRAP, initial_indent=indent, subsequent_indent=indent) or [indent]
 
 
@@ -586,236 +573,10 @@ def format_agreement(report: AgreementReport, codebook: Codebook | None = None) 
     for d in report.disagreements:
         adj = d.adjudication
         status = f"adjudicated by {adj['adjudicator']}" if adj else "pending"
-        out += ["", f"{d.paragraph_id} (doc {d.doc_id}) [{status}]", *_wrap(d.text)]
+        out += ["", f"{d.paragraph_id} (doc {d.doc_id}) [{status}]", *wrap_paragraph(d.text)]
         width = max(len(name) for name in d.labels)
         out += [f"  {name.ljust(width)}  {describe_labels(l['stance'], l['frames'])}" for name, l in d.labels.items()]
         if adj:
-            out.append(f"  {'=>'.ljust(width)}  {describe_labels(adj['stance'], _ordered(adj['frames'], frames))}"
+            out.append(f"  {'=>'.ljust(width)}  {describe_labels(adj['stance'], ordered_frames(adj['frames'], frames))}"
                        f" — {' '.join(adj['reason'].split())}")
     return "\n".join(out)
-
-
-# --------------------------------------------------------------------------- adjudication
-
-
-def stance_keys(codebook: Codebook) -> dict[str, str]:
-    """Shortcut key -> stance label, from the codebook (``{"1": "favor", ...}``)."""
-    return {label.key: label.name for label in codebook.stance.labels}
-
-
-def frame_keys(codebook: Codebook) -> dict[str, str]:
-    """Shortcut letter -> frame label, from the codebook (``{"h": "humanitarian", ...}``)."""
-    return {label.key: label.name for label in codebook.frames.labels}
-
-
-def parse_stance(codebook: Codebook, text: str, where: str) -> str:
-    """A stance given by its name or its codebook key (``1``-``4``)."""
-    value = text.strip()
-    keys = stance_keys(codebook)
-    if value in codebook.stance_labels:
-        return value
-    if value in keys:
-        return keys[value]
-    choices = ", ".join(f"{k} {n}" for k, n in keys.items())
-    raise UserError(f"{where}: unknown stance {value!r}; type a key or name: {choices}")
-
-
-def parse_frames(codebook: Codebook, text: str, where: str) -> list[str]:
-    """Frames as comma- or space-separated names or codebook letters; empty means no frames.
-
-    >>> from experiments.codebook import load_codebook
-    >>> parse_frames(load_codebook(), "s, humanitarian", "x")
-    ['humanitarian', 'security']
-    """
-    keys = frame_keys(codebook)
-    chosen = []
-    for token in text.replace(",", " ").split():
-        if token in codebook.frame_labels:
-            chosen.append(token)
-        elif token in keys:
-            chosen.append(keys[token])
-        else:
-            choices = ", ".join(f"{k} {n}" for k, n in keys.items())
-            raise UserError(f"{where}: unknown frame {token!r}; use letters or names: {choices}")
-    return _ordered(chosen, codebook.frame_labels)
-
-
-def _paragraph(paragraphs: dict, paragraph_id: str) -> dict[str, Any]:
-    if paragraph_id not in paragraphs:
-        raise UserError(
-            f"paragraph id {paragraph_id!r} does not exist in {paths.PARAGRAPHS.name}; "
-            "copy the id from the agreement report"
-        )
-    return paragraphs[paragraph_id]
-
-
-def resolve_choice(
-    codebook: Codebook,
-    paragraphs: dict[str, dict[str, Any]],
-    paragraph_id: str,
-    take: str | None = None,
-    stance: str | None = None,
-    frames: list[str] | None = None,
-    annotations_dir: Path = paths.ANNOTATIONS,
-) -> tuple[str, list[str]]:
-    """The ``(stance, frames)`` an adjudication will record.
-
-    Either ``take`` names an annotator whose standing label on the paragraph
-    is adopted, or ``stance`` (and optionally ``frames``) are given directly.
-    """
-    _paragraph(paragraphs, paragraph_id)
-    if take is not None and (stance is not None or frames):
-        raise UserError(f"{paragraph_id}: give either --take ANNOTATOR or --stance/--frames, not both")
-    if take is None:
-        if stance is None:
-            raise UserError(f"{paragraph_id}: an adjudication needs --stance (and --frames) or --take ANNOTATOR")
-        return stance, list(frames or [])
-    by = latest_labels(codebook, paragraphs, annotations_dir).get(paragraph_id, {})
-    if take not in by:
-        if not by:
-            raise UserError(f"{paragraph_id}: no annotator has a standing label here; give --stance and --frames instead")
-        raise UserError(
-            f"{paragraph_id}: annotator {take!r} has no standing label here; take one of {', '.join(sorted(by))}"
-        )
-    return by[take].stance, _ordered(by[take].frames, codebook.frame_labels)
-
-
-def record_adjudication(
-    codebook: Codebook,
-    paragraphs: dict[str, dict[str, Any]],
-    paragraph_id: str,
-    stance: str,
-    frames: list[str],
-    reason: str,
-    adjudicator: str,
-    adjudications: Path = paths.ADJUDICATIONS,
-    rationales: list[Span] | None = None,
-) -> dict[str, Any]:
-    """Validate and append one adjudication record; return it. Annotation files are not touched.
-
-    The adjudication file must read cleanly first (a torn last line is
-    allowed and dropped), or nothing is written.
-    """
-    paragraph = _paragraph(paragraphs, paragraph_id)
-    check_annotator_name(adjudicator)
-    if stance not in codebook.stance_labels:
-        raise UserError(
-            f"{paragraph_id}: unknown stance {stance!r}; use one of {', '.join(codebook.stance_labels)}"
-        )
-    for frame in frames:
-        if frame not in codebook.frame_labels:
-            raise UserError(
-                f"{paragraph_id}: unknown frame {frame!r}; use any of {', '.join(codebook.frame_labels)}"
-            )
-    if not (reason or "").strip():
-        raise UserError(f"{paragraph_id}: an adjudication needs --reason")
-    record = Adjudication(
-        paragraph_id=paragraph_id,
-        hash=paragraph["hash"],
-        adjudicator=adjudicator,
-        stance=stance,
-        frames=_ordered(frames, codebook.frame_labels),
-        reason=reason.strip(),
-        rationales=rationales or [],
-        timestamp=now(),
-    ).model_dump()
-    if rationales:
-        check_spans(paragraph_id, rationales, paragraph["text"], codebook)
-    try:
-        # Read the file as ``corpus`` does: a bad line appended to would block gold at the next rebuild.
-        latest_adjudications(codebook, paragraphs, adjudications)
-    except UserError as exc:
-        raise UserError(f"{exc}; nothing was recorded: fix that line, then adjudicate again") from None
-    append_jsonl(adjudications, record)
-    return record
-
-
-class _Quit(Exception):
-    """End of the interactive session (``q`` or end of input)."""
-
-
-def adjudicate_interactive(
-    codebook: Codebook,
-    paragraphs: dict[str, dict[str, Any]],
-    adjudicator: str,
-    read: Callable[[str], str] = input,
-    write: Callable[[str], Any] = print,
-    annotations_dir: Path = paths.ANNOTATIONS,
-    adjudications: Path = paths.ADJUDICATIONS,
-) -> int:
-    """Walk the pending disagreements and record a decision for each; return how many were recorded.
-
-    Each decision is written as soon as it is made, so quitting loses nothing.
-    """
-    check_annotator_name(adjudicator)
-    report = compute_agreement(codebook, paragraphs, annotations_dir, adjudications)
-    pending = pending_disagreements(report)
-    if not pending:
-        write("no pending disagreements; nothing to adjudicate")
-        return 0
-
-    def ask(prompt: str) -> str:
-        try:
-            return read(prompt)
-        except EOFError:
-            raise _Quit from None
-
-    def ask_until(prompt: str, parse: Callable[[str], Any]) -> Any:
-        """Ask until ``parse`` accepts the answer; ``q`` quits, a refused answer prints its one-line reason."""
-        while True:
-            answer = ask(prompt)
-            if answer.strip() == "q":
-                raise _Quit
-            try:
-                return parse(answer)
-            except UserError as exc:
-                write(str(exc))
-
-    stance_help = ", ".join(f"{k} {n}" for k, n in stance_keys(codebook).items())
-    frame_help = ", ".join(f"{k} {n}" for k, n in frame_keys(codebook).items())
-    recorded = 0
-    try:
-        for i, d in enumerate(pending, start=1):
-            names = list(d.labels)
-            write("")
-            write(f"[{i}/{len(pending)}] {d.paragraph_id} (doc {d.doc_id})")
-            for line in _wrap(d.text):
-                write(line)
-            width = max(len(n) for n in names)
-            for number, name in enumerate(names, start=1):
-                write(f"  {number}  {name.ljust(width)}  {describe_labels(**d.labels[name])}")
-            hint = (f"type 1-{len(names)} or a name ({', '.join(names)}) to take those labels, "
-                    "e to enter labels, s to skip, q to quit")
-            while True:
-                choice = ask("choice [number/name, e, s, q]: ").strip()
-                if choice in ("q", "s", "e"):
-                    break
-                if choice in names:
-                    break
-                if choice.isdigit() and 1 <= int(choice) <= len(names):
-                    choice = names[int(choice) - 1]
-                    break
-                write(hint)
-            if choice == "q":
-                raise _Quit
-            if choice == "s":
-                write(f"skipped {d.paragraph_id}")
-                continue
-            if choice == "e":
-                stance = ask_until(f"stance ({stance_help}; q to quit): ",
-                                   lambda answer: parse_stance(codebook, answer, d.paragraph_id))
-                frames = ask_until(f"frames ({frame_help}; comma-separated, empty = none; q to quit): ",
-                                   lambda answer: parse_frames(codebook, answer, d.paragraph_id))
-            else:
-                stance, frames = d.labels[choice]["stance"], list(d.labels[choice]["frames"])
-            while not (reason := ask("reason: ").strip()):
-                write("a reason is required: say why this decision (one line)")
-            record_adjudication(codebook, paragraphs, d.paragraph_id, stance, frames, reason, adjudicator,
-                                adjudications)
-            recorded += 1
-            write(f"recorded {d.paragraph_id}: {describe_labels(stance, frames)}")
-    except _Quit:
-        pass
-    left = len(pending) - recorded
-    write(f"{recorded} adjudication(s) recorded; {left} disagreement(s) still pending")
-    return recorded

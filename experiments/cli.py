@@ -228,7 +228,8 @@ def cmd_agreement(args: argparse.Namespace) -> None:
 
 
 def cmd_adjudicate(args: argparse.Namespace) -> None:
-    from experiments.agreement import adjudicate_interactive, describe_labels, parse_frames, parse_stance, record_adjudication, resolve_choice
+    from experiments.adjudication import adjudicate_interactive, parse_frames, parse_stance, record_adjudication, resolve_choice
+    from experiments.agreement import describe_labels
 
     codebook, paragraphs, data = _agreement_inputs(args)
     if args.paragraph is None:

@@ -4,7 +4,7 @@ A ``ReviewSession`` serves, one by one, the paragraphs on which annotators'
 standing labels differ and nobody has adjudicated yet. The page shows each
 annotator's labels, rationale spans and note; the adjudicator takes one side
 or sets new labels, always with a reason. Each decision is one record
-appended to ``adjudications.jsonl`` by ``agreement.record_adjudication``,
+appended to ``adjudications.jsonl`` by ``adjudication.record_adjudication``,
 exactly as ``adjudicate`` writes it on the command line, so ``corpus`` takes
 it into gold. Nothing is ever rewritten: deciding a paragraph again appends a
 newer record, which supersedes the earlier one.
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import threading
 
-from experiments.agreement import compute_agreement, pending_disagreements, record_adjudication
+from experiments.adjudication import record_adjudication
+from experiments.agreement import compute_agreement, pending_disagreements
 from experiments.annotate import DataDir, codebook_view, document_titles, read_corpus
 from experiments.annotations import Span, check_annotator_name, latest_labels
 from experiments.codebook import Codebook
