@@ -143,6 +143,12 @@ class Predictor:
 
     def predict(self, texts: list[str]) -> list[dict]:
         """Labels and per-label probabilities for each text, in order."""
+        from experiments.models.encoders import read_only_embeddings
+
+        with read_only_embeddings():  # new text is seen once: memory and the cache file stay flat
+            return self._predict(texts)
+
+    def _predict(self, texts: list[str]) -> list[dict]:
         from experiments.models.features import clear_feature_cache
 
         texts = list(texts)

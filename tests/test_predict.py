@@ -771,3 +771,21 @@ def test_bad_outputs_exit_2_with_one_line_and_write_nothing(run_dir, tmp_path, c
     captured = capsys.readouterr()
     assert captured.err == f"error: {message}\n" and captured.out == ""
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_labelling_new_text_reads_the_embedding_cache_but_adds_nothing_to_it(run_dir, tmp_path, monkeypatch):
+    """An archive is seen once: caching its vectors would grow the file and memory with every paragraph."""
+    from experiments.models import encoders
+
+    monkeypatch.setenv("EXPERIMENTS_CACHE", str(tmp_path))
+    monkeypatch.setattr(encoders, "_CACHES", {})
+    embedder = encoders.SentenceEmbedder(device="cpu")
+    embedder.transform(TEXTS[:1])  # something cached before, as training leaves it
+    [cache_file] = (tmp_path / "embeddings").glob("*.npz")
+    before = cache_file.read_bytes()
+    rows = Predictor.from_run(run_dir).predict([f"{t} Archive row {i}." for i, t in enumerate(TEXTS)])
+    assert all("train_similarity" in row for row in rows)  # new texts were embedded
+    assert cache_file.read_bytes() == before
+    assert len(encoders._CACHES) == 1 and len(next(iter(encoders._CACHES.values())).vectors) == 1
+    embedder.transform(TEXTS[1:2])  # outside predict the cache grows again
+    assert cache_file.read_bytes() != before

@@ -170,6 +170,22 @@ class EmbeddingCache:
 
 _ENCODERS: dict[tuple, object] = {}
 _CACHES: dict[str, EmbeddingCache] = {}
+_CACHE_WRITES = [True]
+
+
+@contextmanager
+def read_only_embeddings():
+    """Within this block embedders read the disk cache but add nothing to it.
+
+    Training reuses vectors across folds and runs; labelling an archive sees
+    each text once, and adding it would grow the cache file (rewritten whole
+    on every addition) and the process's memory with every paragraph.
+    """
+    _CACHE_WRITES.append(False)
+    try:
+        yield
+    finally:
+        _CACHE_WRITES.pop()
 
 
 def load_sentence_encoder(model: str, device: str, max_length: int):
@@ -296,7 +312,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
             vectors = self.encode([t for _, t in missing])
             new = {k: v for (k, _), v in zip(missing, vectors)}
             found.update(new)
-            if cache:
+            if cache and _CACHE_WRITES[-1]:
                 cache.add(new)
         return np.stack([found[k] for k in keys])
 
