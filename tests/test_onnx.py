@@ -255,6 +255,23 @@ def test_a_failed_build_leaves_nothing_behind(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_only_the_most_recently_used_classifier_exports_are_kept(tmp_path):
+    """Every fine-tuned fit has its own export; old ones are removed, the one in use never is."""
+    import os
+
+    export, _ = fake_export(b"x" * 100)
+    built = []
+    for i in range(5):
+        directory, _ = onnx.build_export(f"classifier-{i}", export, lambda target, names: 0.0, root=tmp_path)
+        os.utime(directory / "meta.json", (1000 + i, 1000 + i))
+        built.append(directory)
+    encoder, _ = onnx.build_export("f9a6-mean-x", export, lambda target, names: 0.0, root=tmp_path)
+    removed = onnx.prune_classifier_exports(tmp_path, keep=3, keep_also=built[0])  # the oldest is in use again
+    assert sorted(p.name for p in removed) == ["classifier-1", "classifier-2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classifier-0", "classifier-3", "classifier-4",
+                                                          "f9a6-mean-x"]  # sentence encoders are not pruned
+
+
 def test_pooling_is_read_from_the_sentence_transformers_config(tmp_path):
     def model(modules, pooling=None) -> Path:
         directory = tmp_path / str(len(list(tmp_path.iterdir())))

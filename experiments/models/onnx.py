@@ -54,7 +54,7 @@ class OnnxUnavailable(Exception):
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("EXPERIMENTS_CACHE", paths.ROOT / ".cache")) / "onnx"
+    return paths.cache_dir() / "onnx"
 
 
 def runtime_missing() -> str | None:
@@ -410,6 +410,31 @@ class OnnxClassifier:
         return self.session.run(None, {name: np.asarray(batch[name], dtype=np.int64) for name in self.input_names})[0]
 
 
+KEEP_CLASSIFIERS = 3
+
+
+def prune_classifier_exports(root: Path | None = None, keep: int = KEEP_CLASSIFIERS,
+                             keep_also: Path | None = None) -> list[Path]:
+    """Remove all but the ``keep`` most recently used classifier exports; returns what was removed.
+
+    Every fit of a fine-tuned model has new weights and so its own export
+    (about 90 MB for MiniLM); without pruning they pile up in the cache.
+    ``keep_also`` (the export in use) is marked as just used and never removed.
+    """
+    root = root or cache_root()
+    if keep_also is not None and (keep_also / "meta.json").exists():
+        os.utime(keep_also / "meta.json")
+    exports = [d for d in root.glob("classifier-*") if d.is_dir() and (d / "meta.json").exists()]
+    exports.sort(key=lambda d: (d / "meta.json").stat().st_mtime, reverse=True)
+    removed = []
+    for old in exports[keep:]:
+        if keep_also is not None and old == keep_also:
+            continue
+        shutil.rmtree(old, ignore_errors=True)
+        removed.append(old)
+    return removed
+
+
 def load_onnx_classifier(model, tokenizer) -> OnnxClassifier:
     """The ONNX copy of a fitted ``AutoModelForSequenceClassification``, exported once per set of weights.
 
@@ -436,6 +461,7 @@ def load_onnx_classifier(model, tokenizer) -> OnnxClassifier:
             return float(np.abs(got - expected).max())
 
         directory, meta = build_export(key, lambda target: _export_classifier(model, tokenizer, target), parity)
+        prune_classifier_exports(keep_also=directory)
         if meta["parity_max_abs_diff"] > PARITY_TOLERANCE:
             raise OnnxUnavailable(f"the export differs from PyTorch by {meta['parity_max_abs_diff']:.1e} "
                                   f"(more than {PARITY_TOLERANCE:g})")
