@@ -39,84 +39,28 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from experiments import paths
 from experiments.annotations import (
     Annotation, Span, check_annotator_name, check_spans, derive_gold, latest_labels, load_paragraphs, now,
     read_annotations,
 )
 from experiments.codebook import Codebook
-from experiments.corpus import load_documents
+from experiments.corpus import add_to_corpus, load_documents
 from experiments.errors import UserError
-from experiments.io import append_jsonl, locked, read_jsonl
+from experiments.io import append_jsonl, read_jsonl
 from experiments.learner import Learner, diverse_order, uncertainty
+from experiments.paths import DataDir
 
 ORDERS = ("document", "random", "uncertain")
-
-
-@dataclass(frozen=True)
-class DataDir:
-    """Where the corpus and the annotation files live (``data/`` unless told otherwise)."""
-
-    root: Path = paths.DATA
-
-    @property
-    def paragraphs(self) -> Path:
-        return self.root / "paragraphs.jsonl"
-
-    @property
-    def annotations(self) -> Path:
-        return self.root / "annotations"
-
-    @property
-    def adjudications(self) -> Path:
-        return self.root / "adjudications.jsonl"
-
-    @property
-    def gold(self) -> Path:
-        return self.root / "gold.jsonl"
 
 
 def read_corpus(data: DataDir) -> dict[str, dict[str, Any]]:
     """The corpus paragraphs of ``data`` by id, in reading order (see ``annotations.load_paragraphs``)."""
     return load_paragraphs(data.paragraphs)
-
-
-def add_to_corpus(data: DataDir, incoming: list[dict]) -> list[str]:
-    """Add new paragraphs to the corpus file; return the corpus ids of every incoming paragraph.
-
-    A paragraph whose text is already in the corpus (same hash) keeps its
-    existing id, so giving the same source twice adds nothing. An id that
-    exists with different text is refused: document ids come from file
-    names, and two different files must not share one.
-    """
-    with locked(data.paragraphs):
-        corpus = read_corpus(data)
-        by_hash = {p["hash"]: pid for pid, p in corpus.items()}
-        ids, new = [], []
-        stamp = now()
-        for paragraph in incoming:
-            if paragraph["hash"] in by_hash:
-                ids.append(by_hash[paragraph["hash"]])
-                continue
-            if paragraph["id"] in corpus:
-                raise UserError(f"{paragraph['source']}: paragraph id {paragraph['id']!r} already exists in "
-                                f"{data.paragraphs} with different text; rename the file so its document id is new")
-            record = {"id": paragraph["id"], "doc_id": paragraph["doc_id"], "position": paragraph.get("position"),
-                      "kind": paragraph["kind"], "text": paragraph["text"], "hash": paragraph["hash"],
-                      "n_words": len(paragraph["text"].split()), "source": paragraph["source"], "added": stamp}
-            corpus[record["id"]] = record
-            by_hash[record["hash"]] = record["id"]
-            new.append(record)
-            ids.append(record["id"])
-        if new:
-            append_jsonl(data.paragraphs, *new)
-    return ids
 
 
 def order_queue(ids: list[str], order: str, seed: int = 0, suggestions: dict[str, dict] | None = None) -> list[str]:
@@ -586,7 +530,7 @@ def start_session(
 
         with open_inputs(list(source)) as inputs:
             count_paragraphs(inputs)
-            ids = add_to_corpus(data, list(iter_paragraphs(inputs)))
+            ids = add_to_corpus(list(iter_paragraphs(inputs)), data.paragraphs)
         ids = list(dict.fromkeys(ids))
     else:
         ids = list(read_corpus(data))
@@ -617,7 +561,7 @@ def read_gold(data: DataDir) -> list[dict]:
 
 def practice_copy(data: DataDir) -> DataDir:
     """A temporary folder with a copy of the corpus and no annotations: practice labels go there."""
-    root = Path(tempfile.mkdtemp(prefix="annotate-practice-"))
+    practice = DataDir(Path(tempfile.mkdtemp(prefix="annotate-practice-")))
     if data.paragraphs.exists():
-        shutil.copyfile(data.paragraphs, root / "paragraphs.jsonl")
-    return DataDir(root)
+        shutil.copyfile(data.paragraphs, practice.paragraphs)
+    return practice

@@ -172,12 +172,12 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_annotate(args: argparse.Namespace) -> None:
-    from experiments.annotate import DataDir, gold_notice, start_session
+    from experiments.annotate import gold_notice, start_session
     from experiments.app import check_port, serve
     from experiments.codebook import load_codebook
 
     check_port(args.host, args.port)
-    codebook, data = load_codebook(), DataDir(Path(args.data))
+    codebook, data = load_codebook(), paths.DataDir(Path(args.data))
     if args.review:
         from experiments.review import ReviewSession
 
@@ -210,10 +210,10 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def _agreement_inputs(args: argparse.Namespace):
-    from experiments.annotate import DataDir, read_corpus
+    from experiments.annotate import read_corpus
     from experiments.codebook import load_codebook
 
-    data = DataDir(Path(args.data))
+    data = paths.DataDir(Path(args.data))
     return load_codebook(), read_corpus(data), data
 
 
@@ -249,7 +249,6 @@ def cmd_adjudicate(args: argparse.Namespace) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> None:
-    from experiments import importer
     from experiments.importer import ImportOptions, format_summary, import_table
 
     label_map = {}
@@ -267,7 +266,7 @@ def cmd_import(args: argparse.Namespace) -> None:
         id_column=args.id_column, encoding=args.encoding, delimiter=delimiter, label_map=label_map,
         stance_labels=split(args.stance_labels), frame_labels=split(args.frame_labels),
     )
-    summary = import_table(Path(args.file), args.name, options, root=importer.IMPORTED, force=args.force)
+    summary = import_table(Path(args.file), args.name, options, root=paths.IMPORTED, force=args.force)
     print(format_summary(summary))
     print(f"-> {_rel(summary.path)}; use it in a config with `data: {{source: {summary.name}}}`")
 

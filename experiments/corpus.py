@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from experiments import paths
+from experiments.annotations import annotation_files, derive_gold, load_paragraphs, now
 from experiments.errors import UserError
-from experiments.io import locked, read_jsonl, read_yaml, write_jsonl_atomic
+from experiments.io import append_jsonl, locked, read_jsonl, read_yaml, write_jsonl_atomic
 
 DOCUMENT_SUFFIXES = (".txt", ".md")
 
@@ -323,11 +324,45 @@ def build_corpus(seeds_dir: Path = paths.SEEDS, out: Path = paths.PARAGRAPHS, co
     return records
 
 
+def add_to_corpus(incoming: list[dict], out: Path = paths.PARAGRAPHS) -> list[str]:
+    """Append new paragraphs (``inputs.iter_paragraphs`` records) to ``out``; return every one's corpus id.
+
+    A paragraph whose text is already in the corpus (same hash) keeps its
+    existing id, so giving the same source twice adds nothing. An id that
+    exists with different text is refused: document ids come from file
+    names, and two different files must not share one. Each added record
+    keeps its ``source`` file, so it can be traced as a seed can. The file
+    is locked while it is read and appended to, so two apps adding at once
+    neither lose a paragraph nor give one id two texts.
+    """
+    with locked(out):
+        corpus = load_paragraphs(out)
+        by_hash = {p["hash"]: pid for pid, p in corpus.items()}
+        ids, new = [], []
+        stamp = now()
+        for paragraph in incoming:
+            if paragraph["hash"] in by_hash:
+                ids.append(by_hash[paragraph["hash"]])
+                continue
+            if paragraph["id"] in corpus:
+                raise UserError(f"{paragraph['source']}: paragraph id {paragraph['id']!r} already exists in "
+                                f"{out} with different text; rename the file so its document id is new")
+            record = {"id": paragraph["id"], "doc_id": paragraph["doc_id"], "position": paragraph.get("position"),
+                      "kind": paragraph["kind"], "text": paragraph["text"], "hash": paragraph["hash"],
+                      "n_words": len(paragraph["text"].split()), "source": paragraph["source"], "added": stamp}
+            corpus[record["id"]] = record
+            by_hash[record["hash"]] = record["id"]
+            new.append(record)
+            ids.append(record["id"])
+        if new:
+            append_jsonl(out, *new)
+    return ids
+
+
 def _check_annotations(records: list[dict[str, Any]], data_dir: Path, seeds_dir: Path, codebook) -> None:
     """Read every annotation and adjudication record of ``data_dir`` against ``records``; the first bad line raises."""
-    from experiments.annotations import annotation_files, derive_gold
-
-    annotations, adjudications = data_dir / "annotations", data_dir / "adjudications.jsonl"
+    data = paths.DataDir(data_dir)
+    annotations, adjudications = data.annotations, data.adjudications
     if not annotation_files(annotations) and not adjudications.exists():
         return
     if codebook is None:

@@ -47,7 +47,7 @@ from experiments.corpus import normalize_whitespace, text_hash
 from experiments.errors import UserError
 from experiments.io import locked, read_json_object
 
-IMPORTED = paths.DATA / "imported"
+IMPORTED = paths.IMPORTED  # the loaders' default root; data.py and activelearning.py still read it here
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 SPLITS = ("train", "dev", "test")
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")

@@ -16,10 +16,11 @@ import threading
 
 from experiments.adjudication import record_adjudication
 from experiments.agreement import compute_agreement, pending_disagreements
-from experiments.annotate import DataDir, codebook_view, document_titles, read_corpus
+from experiments.annotate import codebook_view, document_titles, read_corpus
 from experiments.annotations import Span, check_annotator_name, latest_labels
 from experiments.codebook import Codebook
 from experiments.errors import UserError
+from experiments.paths import DataDir
 
 
 class ReviewSession:

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from experiments.annotate import DataDir, Session, order_queue, read_corpus, start_session, uncertainty
+from experiments.annotate import Session, order_queue, read_corpus, start_session, uncertainty
 from experiments.annotations import Annotation, check_annotator_name, derive_gold, latest_labels
 from experiments.corpus import build_corpus, text_hash
 from experiments.errors import UserError
 from experiments.io import append_jsonl
+from experiments.paths import DataDir
 
 STANCES = ["favor", "against", "neutral", "none"]
 FRAMES = ["humanitarian", "security", "sovereignty", "regime_legitimacy", "resistance", "gender", "economic"]

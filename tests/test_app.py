@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from experiments.annotate import DataDir, Session
+from experiments.annotate import Session
 from experiments.app import SECURITY_HEADERS, check_port, create_app
 from experiments.corpus import text_hash
 from experiments.errors import UserError
+from experiments.paths import DataDir
 
 MARKUP = "<script>alert(1)</script> and <b>x</b> & \"quotes\""
 ROWS = [

@@ -12,9 +12,10 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from experiments import app as app_module
-from experiments.annotate import DataDir, Session
+from experiments.annotate import Session
 from experiments.app import MAX_BODY, SECURITY_HEADERS, allowed_hosts, create_app, serve
 from experiments.corpus import text_hash
+from experiments.paths import DataDir
 
 TEXT = "The union rejected any foreign war on Iran."
 HASH = text_hash(TEXT)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from experiments import paths
-from experiments.corpus import build_corpus, load_documents, segment_text, text_hash
+from experiments.corpus import add_to_corpus, build_corpus, load_documents, segment_text, text_hash
 from experiments.errors import UserError
 
 NBSP = "\u00a0"
@@ -228,3 +228,56 @@ def test_seed_files_are_byte_identical_to_the_shared_originals():
     assert sorted(p.name for p in paths.SEEDS.glob("*.txt")) == originals
     for name in originals:
         assert (paths.SEEDS / name).read_bytes() == (shared / name).read_bytes(), name
+
+
+# --- adding documents to the corpus (annotate --source) ----------------------------------------------------------
+
+
+def incoming(doc_id: str, *texts: str, source: str = "new.txt") -> list[dict]:
+    return [{"id": f"{doc_id}-{i:03d}", "doc_id": doc_id, "position": i, "kind": "body", "text": text,
+             "hash": text_hash(text), "source": source} for i, text in enumerate(texts, start=1)]
+
+
+@pytest.fixture
+def corpus_file(tmp_path) -> Path:
+    out = tmp_path / "paragraphs.jsonl"
+    out.write_text(json.dumps({"id": "d1-001", "doc_id": "d1", "kind": "body", "text": "It rained.",
+                               "hash": text_hash("It rained.")}) + "\n", encoding="utf-8")
+    return out
+
+
+def test_add_to_corpus_appends_new_paragraphs_with_their_source(corpus_file):
+    before = corpus_file.read_bytes()
+    ids = add_to_corpus(incoming("new", "It rained.", "The sun came out."), corpus_file)
+    assert ids == ["d1-001", "new-002"]  # a known text keeps its corpus id
+    assert corpus_file.read_bytes().startswith(before)
+    [added] = [json.loads(line) for line in corpus_file.read_text(encoding="utf-8").splitlines()[1:]]
+    assert {k: added[k] for k in ("id", "doc_id", "position", "text", "n_words", "source")} == {
+        "id": "new-002", "doc_id": "new", "position": 2, "text": "The sun came out.", "n_words": 4, "source": "new.txt"}
+    assert added["added"].endswith("+00:00")
+    assert add_to_corpus(incoming("new", "It rained.", "The sun came out."), corpus_file) == ["d1-001", "new-002"]
+    assert len(corpus_file.read_text(encoding="utf-8").splitlines()) == 2  # the same source twice adds nothing
+
+
+def test_add_to_corpus_refuses_a_known_id_with_other_text_and_writes_nothing(corpus_file):
+    before = corpus_file.read_bytes()
+    with pytest.raises(UserError) as exc:
+        add_to_corpus(incoming("new", "Fresh text.") + incoming("d1", "Other text.", source="d1.txt"), corpus_file)
+    assert str(exc.value) == (f"d1.txt: paragraph id 'd1-001' already exists in {corpus_file} with different text; "
+                              "rename the file so its document id is new")
+    assert corpus_file.read_bytes() == before
+
+
+def test_add_to_corpus_waits_for_the_corpus_lock(corpus_file):
+    import threading
+
+    from experiments.io import locked
+
+    done = threading.Event()
+    with locked(corpus_file):
+        worker = threading.Thread(target=lambda: (add_to_corpus(incoming("new", "Later."), corpus_file), done.set()))
+        worker.start()
+        assert not done.wait(0.3)  # blocked while another writer holds the lock
+    worker.join(5)
+    assert done.is_set()
+    assert [json.loads(line)["id"] for line in corpus_file.read_text(encoding="utf-8").splitlines()] == ["d1-001", "new-001"]

@@ -141,7 +141,7 @@ class EmbeddingCache:
     """
 
     def __init__(self, key: str, directory: Path | None = None):
-        directory = directory or Path(os.environ.get("EXPERIMENTS_CACHE", paths.ROOT / ".cache")) / "embeddings"
+        directory = directory or paths.cache_dir() / "embeddings"
         self.path = directory / f"{key}.npz"
         self.vectors: dict[str, np.ndarray] = {}
         if self.path.exists():
