@@ -285,7 +285,8 @@ def test_a_port_out_of_range_is_refused_before_anything_starts(port, tmp_path, c
 @pytest.fixture
 def imported_root(tmp_path, monkeypatch):
     root = tmp_path / "imported"
-    monkeypatch.setattr(paths, "IMPORTED", root)
+    monkeypatch.setattr(paths, "IMPORTED", root)  # where `import` writes
+    monkeypatch.setattr(importer, "IMPORTED", root)  # where data.py reads
     return root
 
 
