@@ -274,7 +274,7 @@ def cmd_import(args: argparse.Namespace) -> None:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from experiments.reproduce import reproduce
 
-    outcome = reproduce(Path(args.run_dir), results=Path(args.keep) if args.keep else None,
+    outcome = reproduce(Path(args.run_dir), results=Path(args.results) if args.results else None,
                         progress=sys.stderr.isatty(), log=lambda line: print(line, file=sys.stderr))
     print("\n".join(outcome.lines()))
     return 0 if outcome.identical else 1
@@ -299,30 +299,87 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
+ARGUMENT_STYLE = """\
+the same argument style in every verb:
+  positional arguments name what the verb acts on: a config file (run), run directories
+    (report, table, headline, plot, reproduce, predict), input files (predict, import)
+  --results DIR   the results folder: run writes run directories there, report, table and
+                  headline look there for --config's runs, reproduce --results keeps its new run there
+  --config NAME   the newest run of that config in --results (report, table, headline; repeatable)
+  --data DIR      the data folder of annotate, agreement and adjudicate (default: data/)
+
+run `python -m experiments VERB --help` for a verb's options and examples"""
+
+
+def _version() -> str:
+    """The installed package's version, from its metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("iran-intervention-experiments")
+    except PackageNotFoundError:
+        return "unknown (the package is not installed; run `make install`)"
+
+
+def _verb(verbs, name: str, summary: str, *examples: str) -> argparse.ArgumentParser:
+    """A verb's parser: ``summary`` is its one-line description, ``examples`` the command lines its --help ends with."""
+    return verbs.add_parser(
+        name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+        epilog="examples:\n" + "\n".join(f"  python -m experiments {e}" for e in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _results_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--results", default=str(paths.RESULTS), metavar="DIR", help=f"{what} (default: results/)")
+
+
+def _select_runs(p: argparse.ArgumentParser) -> None:
+    """RUN_DIRs, or the newest run of each ``--config NAME`` in ``--results``: report, table and headline."""
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run directories (default: as --config selects)")
+    p.add_argument("--config", dest="configs", action="append", default=[], metavar="NAME",
+                   help="the newest run of this config (repeatable; default: every config with runs)")
+    _results_option(p, "where --config looks for runs")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__.splitlines()[0],
+                                     epilog=ARGUMENT_STYLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    p = verbs.add_parser("corpus", help="segment seeds/ into data/paragraphs.jsonl and derive data/gold.jsonl")
+    p = _verb(verbs, "corpus", "segment seeds/ into data/paragraphs.jsonl and derive data/gold.jsonl",
+              "corpus",
+              "corpus --stats")
     p.add_argument("--stats", action="store_true", help="only print the gold label distribution per document")
     p.set_defaults(func=cmd_corpus)
 
-    p = verbs.add_parser("codebook", help="render configs/codebook.yaml as data/CODEBOOK.md")
+    p = _verb(verbs, "codebook", "render configs/codebook.yaml as data/CODEBOOK.md",
+              "codebook",
+              "codebook --check")
     p.add_argument("--check", action="store_true", help="fail if data/CODEBOOK.md is out of date")
     p.set_defaults(func=cmd_codebook)
 
-    p = verbs.add_parser("run", help="run an experiment config; prints the run directory last")
+    p = _verb(verbs, "run", "run an experiment config; prints the run directory last",
+              "run configs/default.yaml",
+              "run configs/default.yaml --smoke",
+              "run configs/stance_baselines.yaml --set models.2.params.C=0.5 --results results/reference")
     p.add_argument("config", type=Path, help="a YAML file in configs/")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. models.0.params.C=0.5")
-    p.add_argument("--results", default=str(paths.RESULTS), help="where run directories go (default: results/)")
+    _results_option(p, "where the run directory goes")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--smoke", action="store_true", help="shrink the experiment to run in seconds (2 folds, tiny training)")
     p.set_defaults(func=cmd_run)
 
-    p = verbs.add_parser("models", help="list the registered models and their parameters")
+    p = _verb(verbs, "models", "list the registered models and their parameters",
+              "models")
     p.set_defaults(func=cmd_models)
 
-    p = verbs.add_parser("bench", help="inference throughput of the transformer models against a plain transformers pipeline")
+    p = _verb(verbs, "bench", "inference throughput of the transformer models against a plain transformers pipeline",
+              "bench",
+              "bench --import-rows 100000",
+              "bench --overhead configs/stance_baselines.yaml",
+              "bench --scale 100000 --run results/default")
     p.add_argument("--n", type=int, default=240, help="paragraphs to label (the corpus, cycled)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--rounds", type=int, default=3, help="timed rounds; the best is reported")
@@ -347,7 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-labels", type=int, metavar="N", help="with --active-learning: the label budget (default: the whole pool)")
     p.set_defaults(func=cmd_bench)
 
-    p = verbs.add_parser("predict", help="label new paragraphs with the models a run saved (final_fit: true)")
+    p = _verb(verbs, "predict", "label new paragraphs with the models a run saved (final_fit: true)",
+              "predict results/default new_article.txt",
+              "predict results/default articles/ --out labels.csv --min-confidence 0.6 --review-queue review.jsonl",
+              "predict results/default archive/ --engine ray --out labels/")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, or a config's results folder (its newest run with models)")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help=".txt/.md documents, .jsonl/.csv/.tsv/.parquet tables, folders, or - for stdin")
@@ -374,7 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-rows", type=int, metavar="N", help="--engine ray: paragraphs per shard, the unit of work and of resuming (default: 10000)")
     p.set_defaults(func=cmd_predict)
 
-    p = verbs.add_parser("annotate", help="open the labelling app in the browser (one annotator per process)")
+    p = _verb(verbs, "annotate", "open the labelling app in the browser (one annotator per process)",
+              "annotate --annotator maryam --practice",
+              "annotate --annotator maryam --source new_article.txt --suggest results/default",
+              "annotate --review --adjudicator lead")
     p.add_argument("--annotator", help="your name: letters, digits, '_' or '-'; decisions go to data/annotations/NAME.jsonl")
     p.add_argument("--source", action="append", metavar="FILE|DIR", help="new documents or tables to add to the corpus and label (repeatable); default: the whole corpus")
     p.add_argument("--suggest", metavar="RUN_DIR", help="pre-select a saved model's labels (a run with final_fit: true, or a config's results folder)")
@@ -389,10 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of --order random, of the blind items and of the model")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    p.add_argument("--data", default=str(paths.DATA), help="data folder with paragraphs.jsonl and annotations/ (default: data/)")
+    p.add_argument("--data", default=str(paths.DATA), metavar="DIR", help="data folder with paragraphs.jsonl and annotations/ (default: data/)")
     p.set_defaults(func=cmd_annotate)
 
-    p = verbs.add_parser("export", help="write data/gold.jsonl as a Hugging Face DatasetDict, Parquet and a dataset card")
+    p = _verb(verbs, "export", "write data/gold.jsonl as a Hugging Face DatasetDict, Parquet and a dataset card",
+              "export",
+              "export --out exports/gold --split none --force")
     p.add_argument("--out", default=str(paths.EXPORTS / "gold"), help="export folder (default: exports/gold)")
     p.add_argument("--gold", default=str(paths.GOLD), help="gold labels to export (default: data/gold.jsonl)")
     p.add_argument("--split", default="document", choices=["document", "none"],
@@ -400,22 +465,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an earlier export in --out")
     p.set_defaults(func=cmd_export)
 
-    p = verbs.add_parser("agreement", help="inter-annotator agreement: Cohen's kappa per pair, Krippendorff's alpha, disagreements")
+    p = _verb(verbs, "agreement", "inter-annotator agreement: Cohen's kappa per pair, Krippendorff's alpha, disagreements",
+              "agreement",
+              "agreement --json")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--data", default=str(paths.DATA), help="data folder (default: data/)")
+    p.add_argument("--data", default=str(paths.DATA), metavar="DIR", help="data folder (default: data/)")
     p.set_defaults(func=cmd_agreement)
 
-    p = verbs.add_parser("adjudicate", help="settle disagreements into gold (interactive, or one paragraph with --paragraph)")
+    p = _verb(verbs, "adjudicate", "settle disagreements into gold (interactive, or one paragraph with --paragraph)",
+              "adjudicate --adjudicator lead",
+              "adjudicate --adjudicator lead --paragraph parliament-003 --take amir --reason 'names the strikes'")
     p.add_argument("--adjudicator", required=True, help="your name, recorded with each decision")
     p.add_argument("--paragraph", metavar="ID", help="settle this paragraph without prompting")
     p.add_argument("--take", metavar="ANNOTATOR", help="with --paragraph: take this annotator's labels")
     p.add_argument("--stance", help="with --paragraph: the stance (name or key 1-4)")
     p.add_argument("--frames", help="with --paragraph: frames as names or letters, comma-separated ('' for none)")
     p.add_argument("--reason", help="with --paragraph: why (required)")
-    p.add_argument("--data", default=str(paths.DATA), help="data folder (default: data/)")
+    p.add_argument("--data", default=str(paths.DATA), metavar="DIR", help="data folder (default: data/)")
     p.set_defaults(func=cmd_adjudicate)
 
-    p = verbs.add_parser("import", help="turn a labelled table (CSV, TSV, JSON Lines, Parquet) into a dataset a config can name")
+    p = _verb(verbs, "import", "turn a labelled table (CSV, TSV, JSON Lines, Parquet) into a dataset a config can name",
+              "import semeval2016.tsv --name semeval2016 --encoding latin-1 --text-column Tweet --stance-column Stance",
+              "import posts.csv --name posts --stance-column label --map FAVOR=favor --map AGAINST=against")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--name", required=True, help="dataset name, used as data.source in configs")
     p.add_argument("--text-column", default="text")
@@ -435,32 +506,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an imported dataset of the same name")
     p.set_defaults(func=cmd_import)
 
-    p = verbs.add_parser("reproduce", help="re-run a run from its saved config and check that every metric is identical")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--keep", metavar="RESULTS", help="keep the new run under this results folder (default: a scratch folder, removed)")
+    p = _verb(verbs, "reproduce", "re-run a run from its saved config and check that every metric is identical",
+              "reproduce results/default/RUN_ID",
+              "reproduce results/default/RUN_ID --results results")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory to re-run")
+    p.add_argument("--results", metavar="DIR",
+                   help="keep the new run in this results folder, as `run --results DIR` would (default: a scratch folder, removed)")
     p.set_defaults(func=cmd_reproduce)
 
-    p = verbs.add_parser("report", help="one self-contained HTML page (and a Markdown twin) comparing runs")
-    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
-    p.add_argument("--config", dest="configs", action="append", default=[], help="the newest run of this config (repeatable)")
-    p.add_argument("--results", default=str(paths.RESULTS))
+    p = _verb(verbs, "report", "one self-contained HTML page (and a Markdown twin) comparing runs",
+              "report --config default --config default_kfold --out results/report.html",
+              "report results/default/RUN_ID results/default_kfold/RUN_ID")
+    _select_runs(p)
     p.add_argument("--out", help="FILE.html (a FILE.md is written beside it); default: report.html in the first run directory")
     p.set_defaults(func=cmd_report)
 
-    p = verbs.add_parser("plot", help="redraw the plots of run directories from their saved predictions")
+    p = _verb(verbs, "plot", "redraw the plots of run directories from their saved predictions",
+              "plot results/default/RUN_ID")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.set_defaults(func=cmd_plot)
 
-    p = verbs.add_parser("headline", help="the headline numbers: per task, the model for new text with its score, CI, n and protocol")
-    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
-    p.add_argument("--config", dest="configs", action="append", default=[], help="the newest run of this config (repeatable)")
-    p.add_argument("--results", default=str(paths.RESULTS), help="where the runs are (default: results/)")
+    p = _verb(verbs, "headline", "the headline numbers: per task, the model for new text with its score, CI, n and protocol",
+              "headline --config default --config default_kfold",
+              "headline --results results/reference --config default")
+    _select_runs(p)
     p.set_defaults(func=cmd_headline)
 
-    p = verbs.add_parser("table", help="print the results table of runs (default: newest run of each config)")
-    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
-    p.add_argument("--config", dest="configs", action="append", default=[], help="newest run of this config (repeatable)")
-    p.add_argument("--results", default=str(paths.RESULTS))
+    p = _verb(verbs, "table", "print the results table of runs (default: newest run of each config)",
+              "table --config default",
+              "table --readme --results results/reference")
+    _select_runs(p)
     p.add_argument("--readme", action="store_true", help="write the table into README.md between its markers")
     p.set_defaults(func=cmd_table)
     return parser

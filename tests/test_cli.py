@@ -107,3 +107,82 @@ def test_table_lists_every_model_of_a_run(smoke_run, capsys):
     assert [row.split(" | ")[1:3] for row in rows[2:]] == [
         ["stance", "majority"], ["stance", "tfidf_logreg"], ["frames", "majority"], ["frames", "tfidf_logreg"],
     ]
+
+
+# --- the parser: --version, every verb's help, one argument style ------------------------------------------------
+
+VERBS = ["corpus", "codebook", "run", "models", "bench", "predict", "annotate", "export", "agreement", "adjudicate",
+         "import", "reproduce", "report", "plot", "headline", "table"]
+
+
+def test_version_prints_the_installed_package_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"python -m experiments {version('iran-intervention-experiments')}\n"
+
+
+def test_every_verb_is_listed_and_has_a_description_and_an_example(capsys):
+    from experiments.cli import build_parser
+
+    verbs = next(a for a in build_parser()._actions if a.dest == "verb")
+    assert list(verbs.choices) == VERBS
+    for verb in VERBS:
+        with pytest.raises(SystemExit):
+            main([verb, "--help"])
+        text = capsys.readouterr().out
+        description = text.split("\n\n")[1]
+        assert description[0].isupper() and description.endswith("."), (verb, description)
+        examples = text[text.index("\nexamples:\n"):].splitlines()[2:]
+        assert examples and all(line.startswith(f"  python -m experiments {verb}") for line in examples), (verb, text)
+
+
+@pytest.mark.parametrize("argv", [["run", "configs/smoke.yaml"], ["report"], ["table"], ["headline"]])
+def test_results_names_the_results_folder_in_every_verb_that_writes_or_reads_runs(argv):
+    from experiments.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(argv).results == str(paths.RESULTS)
+    assert parser.parse_args([*argv, "--results", "elsewhere"]).results == "elsewhere"
+
+
+def test_reproduce_keeps_its_new_run_under_results_and_no_longer_takes_keep(capsys):
+    from experiments.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["reproduce", "results/default/r1"]).results is None  # a scratch folder
+    assert parser.parse_args(["reproduce", "results/default/r1", "--results", "kept"]).results == "kept"
+    with pytest.raises(SystemExit) as exc:
+        main(["reproduce", "results/default/r1", "--keep", "kept"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.endswith("error: unrecognized arguments: --keep kept\n")
+
+
+def test_report_table_and_headline_select_runs_alike():
+    from experiments.cli import build_parser
+
+    parser = build_parser()
+    for verb in ("report", "table", "headline"):
+        args = parser.parse_args([verb, "--config", "default", "--config", "default_kfold", "--results", "r"])
+        assert (args.run_dirs, args.configs, args.results) == ([], ["default", "default_kfold"], "r")
+
+
+def readme_commands() -> list[str]:
+    """Every ``python -m experiments ...`` line of README.md's code blocks, continuation lines joined."""
+    text = (paths.ROOT / "README.md").read_text(encoding="utf-8").replace("\\\n", " ")
+    return [m.group(1) for m in re.finditer(r"^(?:\$ )?python -m experiments (.+)$", text, re.MULTILINE)]
+
+
+def test_every_command_in_the_readme_parses():
+    import shlex
+
+    from experiments.cli import build_parser
+
+    parser = build_parser()
+    commands = readme_commands()
+    assert len(commands) >= 25
+    for command in commands:
+        argv = shlex.split(command, comments=True)
+        parser.parse_args(argv)  # an argparse error exits and fails the test
