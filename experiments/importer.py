@@ -25,7 +25,6 @@ favor       1
 from __future__ import annotations
 
 import codecs
-import csv
 import difflib
 import hashlib
 import io
@@ -45,7 +44,7 @@ import pyarrow.parquet as pq
 from experiments import paths
 from experiments.corpus import normalize_whitespace, text_hash
 from experiments.errors import UserError
-from experiments.io import locked, read_json_object
+from experiments.io import CsvTable, jsonl_records, locked, read_json_object
 
 IMPORTED = paths.IMPORTED  # the loaders' default root; data.py and activelearning.py still read it here
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
@@ -152,42 +151,22 @@ def _decode(path: Path, data: bytes, encoding: str) -> str:
 
 
 def _read_csv(path: Path, text: str, delimiter: str, named: list[tuple[str, str]]) -> tuple[list[int], dict[str, list]]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header: list[str] = []
-    last = 0
-    try:
-        for header in reader:
-            if header:
-                break
-            last = reader.line_num
-        if not header:
-            raise UserError(f"{path}: the file is empty; expected a header line naming the columns, then one row per text")
-        header_line, last = last + 1, reader.line_num
-        for option, column in named:
-            if column not in header:
-                raise _missing_column(path, option, column, header)
-            if header.count(column) > 1:
-                raise UserError(f"{path}:{header_line}: column {column!r} ({_flag(option)}) appears twice in the header; "
-                                "rename one of them")
-        wanted = {column: header.index(column) for _, column in named}
-        columns: dict[str, list] = {column: [] for column in wanted}
-        pairs = list(wanted.items())
-        positions: list[int] = []
-        width = len(header)
-        for row in reader:
-            start, last = last + 1, reader.line_num
-            if not row:
-                continue  # a blank line
-            if len(row) != width:
-                if len(row) > width:
-                    raise UserError(f"{path}:{start}: {len(row)} fields, but the header has {width}; "
-                                    f"quote fields that contain {delimiter!r}")
-                raise UserError(f"{path}:{start}: {len(row)} fields, but the header has {width}; fill in the missing ones")
-            positions.append(start)
-            for column, index in pairs:
-                columns[column].append(row[index])
-    except csv.Error as exc:
-        raise UserError(f"{path}:{last + 1}: cannot read the row ({exc}); check its quoting") from None
+    table = CsvTable(io.StringIO(text, newline=""), str(path), delimiter)
+    if not table.header:
+        raise UserError(f"{path}: the file is empty; expected a header line naming the columns, then one row per text")
+    for option, column in named:
+        if column not in table.header:
+            raise _missing_column(path, option, column, table.header)
+        if table.header.count(column) > 1:
+            raise UserError(f"{path}:{table.header_line}: column {column!r} ({_flag(option)}) appears twice in the header; "
+                            "rename one of them")
+    wanted = [(column, table.header.index(column)) for column in dict.fromkeys(column for _, column in named)]
+    columns: dict[str, list] = {column: [] for column, _ in wanted}
+    positions: list[int] = []
+    for line, row in table.rows():
+        positions.append(line)
+        for column, index in wanted:
+            columns[column].append(row[index])
     return positions, columns
 
 
@@ -198,17 +177,9 @@ def _read_jsonl(path: Path, text: str, named: list[tuple[str, str]]) -> tuple[li
     columns: dict[str, list] = {column: [] for column in wanted}
     positions: list[int] = []
     seen: dict[str, None] = {}
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{lineno}: not valid JSON ({exc.msg}); fix or remove that line") from None
-        if not isinstance(row, dict):
-            raise UserError(f"{path}:{lineno}: expected a JSON object per line")
+    for line, row in jsonl_records(io.StringIO(text), str(path)):
         seen.update(dict.fromkeys(row))
-        positions.append(lineno)
+        positions.append(line)
         for column in wanted:
             columns[column].append(row.get(column))
     if not positions:

@@ -18,7 +18,6 @@ Ray engine's workers read their shard of the inputs.
 from __future__ import annotations
 
 import contextlib
-import csv
 import itertools
 import shutil
 import sys
@@ -29,7 +28,7 @@ from typing import Iterator
 
 from experiments.corpus import DOCUMENT_SUFFIXES, document_id, normalize_whitespace, read_document, segment_text, text_hash
 from experiments.errors import UserError
-from experiments.io import jsonl_records
+from experiments.io import CsvTable, jsonl_records
 
 TABLE_SUFFIXES = (".jsonl", ".csv", ".tsv", ".parquet")
 STDIN_FORMATS = ("text", "jsonl", "csv", "parquet")
@@ -186,40 +185,38 @@ def iter_file(path: Path, kind: str, source: str, columns: TableColumns = TableC
 def _table_rows(path: Path, kind: str, source: str, columns: TableColumns, start: int = 0) -> Iterator[dict]:
     stem = "stdin" if source == "<stdin>" else document_id(path)
     seen = start
-    try:
-        with contextlib.ExitStack() as stack:
-            if kind == "parquet":
-                rows = _parquet_rows(path, source, columns, start)
+    with contextlib.ExitStack() as stack:
+        if kind == "parquet":
+            rows = _parquet_rows(path, source, columns, start)
+        else:
+            # Undecodable bytes become lone surrogates, so the reader can name the line that holds them.
+            handle = stack.enter_context(open(path, encoding="utf-8-sig", errors="surrogateescape", newline=""))
+            if kind == "jsonl":
+                rows = _jsonl_rows(handle, source, start)
             else:
-                handle = stack.enter_context(open(path, encoding="utf-8-sig", newline=""))
-                if kind == "jsonl":
-                    rows = _jsonl_rows(handle, source, start)
-                else:
-                    rows = _csv_rows(handle, source, columns, "\t" if kind == "tsv" else ",", start)
-            for lineno, row in rows:
-                where = f"{source}:{lineno}"
-                raw = row.get(columns.text)
-                if raw is None:
-                    raise UserError(f"{where}: no {columns.text!r} field; name the text field with --text-column")
-                if not isinstance(raw, str):
-                    raise UserError(f"{where}: {columns.text!r} is not a string")
-                if "\x00" in raw:
-                    raise UserError(f"{where}: the text in column {columns.text!r} contains a NUL character; remove it")
-                text = normalize_whitespace(raw)
-                if not text:
-                    raise UserError(f"{where}: the text is empty; fill it in or remove the row")
-                seen += 1
-                yield {
-                    "id": str(row.get(columns.id) or f"{stem}:{lineno}"),
-                    "doc_id": str(row.get(columns.doc) or stem),
-                    "position": seen,
-                    "kind": "body",
-                    "text": text,
-                    "hash": text_hash(text),
-                    "source": source,
-                }
-    except UnicodeDecodeError:
-        raise UserError(f"{source}: not UTF-8 text; convert it to UTF-8, e.g. with iconv") from None
+                rows = _csv_rows(handle, source, columns, "\t" if kind == "tsv" else ",", start)
+        for lineno, row in rows:
+            where = f"{source}:{lineno}"
+            raw = row.get(columns.text)
+            if raw is None:
+                raise UserError(f"{where}: no {columns.text!r} field; name the text field with --text-column")
+            if not isinstance(raw, str):
+                raise UserError(f"{where}: {columns.text!r} is not a string")
+            if "\x00" in raw:
+                raise UserError(f"{where}: the text in column {columns.text!r} contains a NUL character; remove it")
+            text = normalize_whitespace(raw)
+            if not text:
+                raise UserError(f"{where}: the text is empty; fill it in or remove the row")
+            seen += 1
+            yield {
+                "id": str(row.get(columns.id) or f"{stem}:{lineno}"),
+                "doc_id": str(row.get(columns.doc) or stem),
+                "position": seen,
+                "kind": "body",
+                "text": text,
+                "hash": text_hash(text),
+                "source": source,
+            }
     if not seen:
         raise UserError(f"{source}: the table has no rows")
 
@@ -281,23 +278,12 @@ def _parquet_rows(path: Path, source: str, columns: TableColumns, start: int) ->
 
 
 def _csv_rows(handle, source: str, columns: TableColumns, delimiter: str, start: int = 0) -> Iterator[tuple[int, dict]]:
-    reader = csv.DictReader(handle, delimiter=delimiter)
-    header = reader.fieldnames or []
-    if columns.text not in header:
-        shown = ", ".join(header) if header else "none"
+    table = CsvTable(handle, source, delimiter)
+    if columns.text not in table.header:
+        shown = ", ".join(table.header) if table.header else "none"
         raise UserError(f"{source}: no column {columns.text!r} (columns: {shown}); name the text column with --text-column")
-    passed = 0
-    while passed < start:  # DictReader's own loop, without building the rows: blank rows are not rows
-        raw = next(reader.reader, None)
-        if raw is None:
-            return
-        passed += raw != []
-    for row in reader:
-        if None in row:
-            raise UserError(f"{source}:{reader.line_num}: more fields than the header has; quote fields that contain '{delimiter}'")
-        if None in row.values():
-            raise UserError(f"{source}:{reader.line_num}: fewer fields than the header has; fill in the missing ones")
-        yield reader.line_num, row
+    for line, row in table.rows(skip=start):
+        yield line, dict(zip(table.header, row))
 
 
 def count_paragraphs(inputs: Inputs) -> int:

@@ -1,7 +1,8 @@
-"""Small file helpers: JSON Lines reading and all-or-nothing writes."""
+"""Small file helpers: JSON Lines and CSV reading with file:line errors, and all-or-nothing writes."""
 
 from __future__ import annotations
 
+import csv
 import fcntl
 import json
 import os
@@ -59,6 +60,67 @@ def jsonl_records(handle, name: str, torn_tail_ok: bool = False) -> Iterator[tup
     except UnicodeDecodeError:
         # A handle opened without surrogateescape: the decoder reads ahead in blocks, so the line is not known.
         raise UserError(f"{path}: not UTF-8 text; convert it to UTF-8, e.g. with iconv") from None
+
+
+class CsvTable:
+    """A CSV or TSV text stream read row by row: ``header``, then ``(line, fields)`` from ``rows()``.
+
+    ``line`` is the physical line a row starts on, counting blank lines and
+    line breaks inside quoted fields, so ``name:line`` finds it in an
+    editor. Blank lines are not rows. A row with more or fewer fields than
+    the header, a quoting error and (in a handle opened with
+    ``errors="surrogateescape"``) bytes that are not UTF-8 are refused with
+    ``name:line`` and what to do.
+
+    >>> import io
+    >>> table = CsvTable(io.StringIO('id,text\\n\\n1,"Two\\nlines"\\n'), "t.csv")
+    >>> table.header, list(table.rows())
+    (['id', 'text'], [(3, ['1', 'Two\\nlines'])])
+    """
+
+    def __init__(self, handle, name: str, delimiter: str = ","):
+        self.name, self.delimiter = name, delimiter
+        self._reader = csv.reader(handle, delimiter=delimiter)
+        self._last = 0  # the last physical line read
+        self.header: list[str] = []
+        with self._errors():
+            for row in self._reader:
+                if row:
+                    self.header = row
+                    break
+                self._last = self._reader.line_num
+        self.header_line = self._last + 1
+        self._last = self._reader.line_num
+        self._check_text(self.header_line, self.header)
+
+    def rows(self, skip: int = 0) -> Iterator[tuple[int, list[str]]]:
+        """``(line, fields)`` per row, after passing over the first ``skip`` rows unchecked (to resume)."""
+        width = len(self.header)
+        with self._errors():
+            for row in self._reader:
+                start, self._last = self._last + 1, self._reader.line_num
+                if not row:
+                    continue
+                if skip:
+                    skip -= 1
+                    continue
+                if len(row) != width:
+                    n = len(row)
+                    fix = f"quote fields that contain {self.delimiter!r}" if n > width else "fill in the missing ones"
+                    raise UserError(f"{self.name}:{start}: {n} field{'s' * (n != 1)}, but the header has {width}; {fix}")
+                self._check_text(start, row)
+                yield start, row
+
+    def _check_text(self, line: int, row: list[str]) -> None:
+        if any(_UNDECODED.search(field) for field in row):
+            raise UserError(f"{self.name}:{line}: not UTF-8 text; convert it to UTF-8, e.g. with iconv")
+
+    @contextmanager
+    def _errors(self):
+        try:
+            yield
+        except csv.Error as exc:
+            raise UserError(f"{self.name}:{self._last + 1}: cannot read the row ({exc}); check its quoting") from None
 
 
 def dumps(record: dict) -> str:

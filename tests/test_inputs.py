@@ -199,11 +199,11 @@ def test_a_document_that_is_not_utf8_is_refused(tmp_path):
     assert error_of([path]) == f"{path}: not UTF-8 text (byte 0xe9 at offset 3); convert it to UTF-8, e.g. with iconv"
 
 
-def test_a_table_that_is_not_utf8_is_refused(tmp_path):
+def test_a_table_that_is_not_utf8_is_refused_with_the_line(tmp_path):
     path = write(tmp_path / "latin1.csv", "text\nCaf\u00e9 au lait.\n".encode("latin-1"))
-    assert error_of([path]) == f"{path}: not UTF-8 text; convert it to UTF-8, e.g. with iconv"
+    assert error_of([path]) == f"{path}:2: not UTF-8 text; convert it to UTF-8, e.g. with iconv"
     jsonl = write(tmp_path / "latin1.jsonl", '{"text": "Caf\u00e9"}\n'.encode("latin-1"))
-    assert error_of([jsonl]) == f"{jsonl}: not UTF-8 text; convert it to UTF-8, e.g. with iconv"
+    assert error_of([jsonl]) == f"{jsonl}:1: not UTF-8 text; convert it to UTF-8, e.g. with iconv"
 
 
 def test_an_empty_document_is_refused(tmp_path):
@@ -246,16 +246,14 @@ def test_an_empty_text_is_refused_with_file_and_line(tmp_path):
 
 def test_a_csv_row_with_more_fields_than_the_header_is_refused(tmp_path):
     path = write(tmp_path / "ragged.csv", "id,text\na,Fine.\nb,Unquoted, comma.\n")
-    assert error_of([path]) == f"{path}:3: more fields than the header has; quote fields that contain ','"
+    assert error_of([path]) == f"{path}:3: 3 fields, but the header has 2; quote fields that contain ','"
     path = write(tmp_path / "ragged.tsv", "id\ttext\nb\tOne\tTwo\n")
-    assert error_of([path]) == f"{path}:2: more fields than the header has; quote fields that contain '\t'"
+    assert error_of([path]) == f"{path}:2: 3 fields, but the header has 2; quote fields that contain '\\t'"
 
 
 def test_a_csv_row_with_fewer_fields_than_the_header_is_not_blamed_on_the_text_column(tmp_path):
     path = write(tmp_path / "short.csv", "id,text\na,Fine.\nb\n")
-    message = error_of([path])
-    assert message.startswith(f"{path}:3: ")
-    assert "--text-column" not in message
+    assert error_of([path]) == f"{path}:3: 1 field, but the header has 2; fill in the missing ones"
 
 
 def test_a_file_of_unknown_type_is_refused(tmp_path):
@@ -302,7 +300,7 @@ def test_count_paragraphs_counts_every_paragraph_and_checks_every_file(tmp_path)
     with open_inputs([str(good), str(table)]) as inputs:
         assert count_paragraphs(inputs) == 3 + 4
     bad = write(tmp_path / "late.csv", b"text\n" + b"Fine.\n" * 50 + b"Caf\xe9\n")  # the bad byte is far down
-    assert error_of([good, table, bad]) == f"{bad}: not UTF-8 text; convert it to UTF-8, e.g. with iconv"
+    assert error_of([good, table, bad]) == f"{bad}:52: not UTF-8 text; convert it to UTF-8, e.g. with iconv"
 
 
 # --- standard input ----------------------------------------------------------------------------------------------
