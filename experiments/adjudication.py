@@ -20,7 +20,15 @@ from experiments.agreement import (
     pending_disagreements,
     wrap_paragraph,
 )
-from experiments.annotations import Adjudication, Span, check_annotator_name, check_spans, latest_adjudications, latest_labels, now
+from experiments.annotations import (
+    Adjudication,
+    Span,
+    check_annotator_name,
+    check_spans,
+    latest_adjudications,
+    latest_labels,
+    now,
+)
 from experiments.codebook import Codebook
 from experiments.errors import UserError
 from experiments.io import append_jsonl

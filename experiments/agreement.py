@@ -160,6 +160,11 @@ def _frame_set(record: Annotation) -> frozenset[str]:
 
 
 def ordered_frames(frames, codebook_frames: list[str]) -> list[str]:
+    """``frames`` in codebook order, each once.
+
+    >>> ordered_frames(["security", "humanitarian", "security"], ["humanitarian", "security", "gender"])
+    ['humanitarian', 'security']
+    """
     chosen = set(frames)
     return [f for f in codebook_frames if f in chosen]
 
@@ -467,6 +472,7 @@ def describe_labels(stance: str, frames: list[str]) -> str:
 
 
 def wrap_paragraph(text: str, indent: str = "    ") -> list[str]:
+    """A paragraph's text as indented lines of at most ``WRAP`` characters, for the report and the prompts."""
     return textwrap.wrap(" ".join(text.split()), width=WRAP, initial_indent=indent, subsequent_indent=indent) or [indent]
 
 
