@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 from experiments import paths
 from experiments.corpus import normalize_whitespace, text_hash
 from experiments.errors import UserError
-from experiments.io import CsvTable, jsonl_records, locked, read_json_object
+from experiments.io import CsvTable, jsonl_records, locked, read_json_object, unreadable_parquet
 
 IMPORTED = paths.IMPORTED  # the loaders' default root; data.py and activelearning.py still read it here
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
@@ -194,7 +194,7 @@ def _read_parquet(path: Path, named: list[tuple[str, str]]) -> tuple[list[int], 
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
-        raise UserError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+        raise unreadable_parquet(str(path), exc) from None
     for option, column in named:
         if column not in table.column_names:
             raise _missing_column(path, option, column, table.column_names)
@@ -587,8 +587,7 @@ def load_imported(name: str, root: Path = IMPORTED) -> tuple[datasets.Dataset, d
     try:
         table = pq.read_table(folder / "dataset.parquet")
     except (pa.ArrowException, OSError) as exc:
-        raise UserError(f"{folder / 'dataset.parquet'}: not a readable Parquet file ({str(exc).splitlines()[0]}); "
-                        f"{fix}") from None
+        raise unreadable_parquet(str(folder / "dataset.parquet"), exc, fix) from None
     return datasets.Dataset(table), info
 
 

@@ -28,7 +28,7 @@ from typing import Iterator
 
 from experiments.corpus import DOCUMENT_SUFFIXES, document_id, normalize_whitespace, read_document, segment_text, text_hash
 from experiments.errors import UserError
-from experiments.io import CsvTable, jsonl_records
+from experiments.io import CsvTable, jsonl_records, unreadable_parquet
 
 TABLE_SUFFIXES = (".jsonl", ".csv", ".tsv", ".parquet")
 STDIN_FORMATS = ("text", "jsonl", "csv", "parquet")
@@ -243,7 +243,7 @@ def _parquet_rows(path: Path, source: str, columns: TableColumns, start: int) ->
     try:
         parquet = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
-        raise UserError(f"{source}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+        raise unreadable_parquet(source, exc) from None
     with parquet:
         schema = parquet.schema_arrow
         if columns.text not in schema.names:
@@ -274,7 +274,7 @@ def _parquet_rows(path: Path, source: str, columns: TableColumns, start: int) ->
                         record[columns.text] = ""  # a null text is an empty one
                     yield number, record
         except (pa.ArrowException, OSError) as exc:
-            raise UserError(f"{source}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+            raise unreadable_parquet(source, exc) from None
 
 
 def _csv_rows(handle, source: str, columns: TableColumns, delimiter: str, start: int = 0) -> Iterator[tuple[int, dict]]:

@@ -123,6 +123,11 @@ class CsvTable:
             raise UserError(f"{self.name}:{self._last + 1}: cannot read the row ({exc}); check its quoting") from None
 
 
+def unreadable_parquet(name: str, exc: Exception, fix: str = "") -> UserError:
+    """The error for a Parquet file Arrow cannot open or decode: ``name``, Arrow's first line, and ``fix`` if given."""
+    return UserError(f"{name}: not a readable Parquet file ({str(exc).splitlines()[0]}){'; ' + fix if fix else ''}")
+
+
 def dumps(record: dict) -> str:
     return json.dumps(record, ensure_ascii=False, sort_keys=False)
 
