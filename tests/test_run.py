@@ -1,4 +1,5 @@
-"""One experiment run: the run directory, determinism, no partial runs, and no train/test leakage."""
+"""One experiment run: the run directory, determinism, no partial runs, training that never draws, and no
+train/test leakage."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import importer, paths, plots
+from experiments import importer, paths
 from experiments.annotations import derive_gold, load_paragraphs
 from experiments.codebook import load_codebook
 from experiments.config import Config, load_config, smoke, to_yaml
@@ -21,6 +22,7 @@ from experiments.evaluate import evaluate_task, metrics_from_predictions
 from experiments.io import read_jsonl
 from experiments.plots import draw_plots
 from experiments.run import run_experiment
+from experiments.summary import summarise_run
 
 TINY = f"""\
 extends: {paths.CONFIGS / "base.yaml"}
@@ -35,7 +37,10 @@ models:
     params: {{C: 10.0, word_ngrams: [1, 1], char_ngrams: [3, 3]}}
 """
 MODELS = ["majority", "logreg small"]
-RUN_FILES = ["config.yaml", "meta.json", "metrics.json", "predictions.jsonl", "summary.md", "texts.jsonl", "top_features.json"]
+RUN_FILES = ["config.yaml", "meta.json", "metrics.json", "predictions.jsonl", "texts.jsonl", "top_features.json"]
+PLOTS = [f"plots/{task}/{name}.png" for task in ("frames", "stance")
+         for name in sorted(["confusion_majority", "confusion_logreg_small", "per_label_f1", "model_comparison",
+                             "calibration", "coverage", "label_distribution"])]
 
 
 def quiet(*_args):
@@ -57,22 +62,31 @@ def two_runs(tiny, tmp_path_factory):
     return results, first, second
 
 
+@pytest.fixture(scope="module")
+def summarised(two_runs, tmp_path_factory):
+    """A copy of the second run after the step that follows training: plots and summary.md."""
+    copy = tmp_path_factory.mktemp("summarised") / two_runs[2].name
+    shutil.copytree(two_runs[2], copy)
+    summarise_run(copy)
+    return copy
+
+
 def files_under(directory: Path) -> list[str]:
     return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
 
 
-def test_a_run_directory_holds_config_metrics_predictions_meta_summary_and_plots(two_runs):
+def test_a_run_directory_holds_config_metrics_predictions_texts_and_meta_and_training_draws_nothing(two_runs):
     results, run_dir, _ = two_runs
     assert run_dir.parent == results / "tiny"
     assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{6}", run_dir.name)
-    plots_expected = [
-        f"plots/{task}/{name}.png"
-        for task in ("frames", "stance")
-        for name in sorted(["confusion_majority", "confusion_logreg_small", "per_label_f1", "model_comparison",
-                            "calibration", "coverage", "label_distribution"])
-    ]
-    assert files_under(run_dir) == sorted([*RUN_FILES, *plots_expected])
-    assert all((run_dir / p).stat().st_size > 0 for p in plots_expected)
+    assert files_under(run_dir) == RUN_FILES
+
+
+def test_the_step_after_training_draws_the_plots_and_writes_the_summary_from_the_saved_files(two_runs, summarised):
+    assert files_under(summarised) == sorted([*RUN_FILES, "summary.md", *PLOTS])
+    assert all((summarised / p).stat().st_size > 0 for p in PLOTS)
+    for name in RUN_FILES:  # it only adds files
+        assert (summarised / name).read_bytes() == (two_runs[2] / name).read_bytes()
 
 
 def test_the_saved_config_is_the_resolved_config_and_reloads_to_it(two_runs, tiny):
@@ -134,17 +148,16 @@ def test_metrics_are_rescored_exactly_from_the_saved_predictions(two_runs, tiny)
         assert metrics_from_predictions(predictions, task, info["labels"], config) == info["models"]
 
 
-def test_summary_names_the_run_and_every_model(two_runs):
-    run_dir = two_runs[1]
-    summary = (run_dir / "summary.md").read_text(encoding="utf-8")
-    assert summary.startswith(f"# Run `{run_dir.name}` of `tiny`\n")
+def test_summary_names_the_run_and_every_model(summarised):
+    summary = (summarised / "summary.md").read_text(encoding="utf-8")
+    assert summary.startswith(f"# Run `{summarised.name}` of `tiny`\n")
     assert "stratified 2-fold cross-validation × 2 repeats; 95% CIs from 100 paragraph-level bootstrap resamples" in summary
     for model in MODELS:
         assert f"\n| {model} | " in summary
 
 
-def test_draw_plots_redraws_the_same_files_from_a_saved_run(two_runs, tmp_path):
-    original = two_runs[1]
+def test_draw_plots_redraws_the_same_files_from_a_saved_run(summarised, tmp_path):
+    original = summarised
     copy = tmp_path / original.name
     shutil.copytree(original, copy)
     shutil.rmtree(copy / "plots")
@@ -155,11 +168,10 @@ def test_draw_plots_redraws_the_same_files_from_a_saved_run(two_runs, tmp_path):
 
 
 def test_a_failure_while_writing_leaves_no_run_directory(tiny, tmp_path, monkeypatch):
-    def broken(run_dir):
-        (Path(run_dir) / "plots").mkdir()
+    def broken(record):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(plots, "draw_plots", broken)
+    monkeypatch.setattr("experiments.run.dumps", broken)  # while writing predictions.jsonl
     with pytest.raises(RuntimeError, match="disk full"):
         run_experiment(tiny, ["models=[{name: majority}]", "tasks=[stance]"], results=tmp_path, progress=False, log=quiet)
     leftovers = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
@@ -167,14 +179,14 @@ def test_a_failure_while_writing_leaves_no_run_directory(tiny, tmp_path, monkeyp
 
 
 def test_an_interrupted_run_leaves_an_earlier_run_untouched(two_runs, tmp_path, monkeypatch):
-    earlier = tmp_path / "tiny" / two_runs[0].name
-    shutil.copytree(two_runs[0], earlier)
+    earlier = tmp_path / "tiny" / two_runs[1].name
+    shutil.copytree(two_runs[1], earlier)
     before = {f: (earlier / f).read_bytes() for f in files_under(earlier)}
 
-    def interrupted(run_dir):
+    def interrupted(record):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(plots, "draw_plots", interrupted)
+    monkeypatch.setattr("experiments.run.dumps", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(paths.CONFIGS / "smoke.yaml", ["name=tiny", "tasks=[stance]", "models=[{name: majority}]"],
                        results=tmp_path, progress=False, log=quiet)
@@ -264,6 +276,7 @@ def test_every_shipped_config_runs_in_smoke_mode(name, tmp_path, monkeypatch):
         importer.import_table(table, aux.dataset, importer.ImportOptions(
             text_column="Tweet", stance_column="Stance", target_column="Target", id_column="ID"), root=importer.IMPORTED)
     run_dir = run_experiment(paths.CONFIGS / name, results=tmp_path, progress=False, log=quiet, smoke_mode=True)
+    summarise_run(run_dir)  # what `run` does next: every config's plots and summary are drawn too
     config = smoke(load_config(paths.CONFIGS / name))
     assert run_dir.parent.name == f"{load_config(paths.CONFIGS / name).name}-smoke"
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
