@@ -46,7 +46,8 @@ from experiments.corpus import normalize_whitespace, text_hash
 from experiments.errors import UserError
 from experiments.io import CsvTable, jsonl_records, locked, read_json_object, unreadable_parquet
 
-IMPORTED = paths.IMPORTED  # the loaders' default root; data.py and activelearning.py still read it here
+# paths.IMPORTED, as the root that `import`, data.py and activelearning.py pass (tests point it at tmp_path).
+IMPORTED = paths.IMPORTED
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 SPLITS = ("train", "dev", "test")
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")

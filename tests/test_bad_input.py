@@ -25,8 +25,8 @@ from experiments.corpus import build_corpus, load_documents
 from experiments.errors import UserError
 from experiments.importer import ImportOptions, import_table
 from experiments.models.persist import load_model
-from experiments.report import _read
 from experiments.run import run_experiment
+from experiments.rundir import open_run
 
 
 def error_of(capsys, argv: list[str]) -> str:
@@ -213,7 +213,7 @@ def test_a_truncated_metrics_json_names_the_file_for_report_table_and_reproduce(
     metrics.write_bytes(metrics.read_bytes()[:120])
     expected = f"{json_error(metrics)}; {rerun(run_copy)}"
     before = snapshot(run_copy)
-    assert raises(_read, run_copy) == expected
+    assert raises(open_run, run_copy) == expected
     assert error_of(capsys, ["table", str(run_copy)]) == expected
     assert error_of(capsys, ["reproduce", str(run_copy)]) == expected
     assert snapshot(run_copy) == before
@@ -228,7 +228,7 @@ def test_a_damaged_meta_json_names_the_file(run_copy, capsys, content, problem):
     meta = run_copy / "meta.json"
     meta.write_bytes(content)
     expected = f"{problem.format(path=meta)}; {rerun(run_copy)}"
-    assert raises(_read, run_copy) == expected
+    assert raises(lambda run_dir: open_run(run_dir).meta, run_copy) == expected
     assert error_of(capsys, ["reproduce", str(run_copy)]) == expected
 
 
@@ -285,8 +285,7 @@ def test_a_port_out_of_range_is_refused_before_anything_starts(port, tmp_path, c
 @pytest.fixture
 def imported_root(tmp_path, monkeypatch):
     root = tmp_path / "imported"
-    monkeypatch.setattr(paths, "IMPORTED", root)  # where `import` writes
-    monkeypatch.setattr(importer, "IMPORTED", root)  # where data.py reads
+    monkeypatch.setattr(importer, "IMPORTED", root)
     return root
 
 
