@@ -773,19 +773,20 @@ def test_bad_outputs_exit_2_with_one_line_and_write_nothing(run_dir, tmp_path, c
     assert sorted(tmp_path.rglob("*")) == before
 
 
-def test_labelling_new_text_reads_the_embedding_cache_but_adds_nothing_to_it(run_dir, tmp_path, monkeypatch):
+def test_labelling_new_text_reads_the_embedding_cache_but_adds_nothing_to_it(run_dir, tmp_path, monkeypatch, codebook):
     """An archive is seen once: caching its vectors would grow the file and memory with every paragraph."""
-    from experiments.models import encoders
+    from experiments.models import build_model, encoders
+    from experiments.predict import TaskModel
 
     monkeypatch.setenv("EXPERIMENTS_CACHE", str(tmp_path))
     monkeypatch.setattr(encoders, "_CACHES", {})
-    embedder = encoders.SentenceEmbedder(device="cpu")
-    embedder.transform(TEXTS[:1])  # something cached before, as training leaves it
-    [cache_file] = (tmp_path / "embeddings").glob("*.npz")
+    labels = [label.name for label in codebook.stance.labels]
+    zeroshot = build_model("zeroshot_codebook", task="stance", seed=0, labels=labels, device="cpu").fit(TEXTS)
+    [cache_file] = (tmp_path / "embeddings").glob("*.npz")  # the codebook's prototypes, cached by fit
     before = cache_file.read_bytes()
-    rows = Predictor.from_run(run_dir).predict([f"{t} Archive row {i}." for i, t in enumerate(TEXTS)])
-    assert all("train_similarity" in row for row in rows)  # new texts were embedded
+    predictor = Predictor(run_dir, {"stance": TaskModel("stance", "zeroshot_codebook", labels, zeroshot, {})})
+    rows = predictor.predict([f"{t} Archive row {i}." for i, t in enumerate(TEXTS)])
+    assert [row["stance"] in labels for row in rows] == [True] * len(TEXTS)
     assert cache_file.read_bytes() == before
-    assert len(encoders._CACHES) == 1 and len(next(iter(encoders._CACHES.values())).vectors) == 1
-    embedder.transform(TEXTS[1:2])  # outside predict the cache grows again
+    zeroshot.predict_proba(TEXTS)  # outside predict, what a model embeds is cached as before
     assert cache_file.read_bytes() != before
