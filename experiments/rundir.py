@@ -104,11 +104,10 @@ def latest_runs(results: Path = paths.RESULTS, configs: tuple[str, ...] | list[s
 def not_a_run(path: Path, why: str) -> UserError:
     """The one "not a run directory" error: the path, why, and what to pass instead."""
     path = Path(path)
-    runs = runs_of(path)
+    runs, have = runs_of(path), configs_with_runs(path)
     if runs:
         fix = f"it holds the runs of config `{path.name}`; pass one of them, e.g. its newest {runs[-1]}"
-    elif configs_with_runs(path):
-        have = configs_with_runs(path)
+    elif have:
         fix = (f"it is a results folder (configs with runs: {', '.join(have)}); pass a run directory such as "
                f"{runs_of(path / have[0])[-1]}")
     else:
@@ -196,8 +195,8 @@ def open_runs(run_dirs: list[Path]) -> list[Run]:
     runs = [open_run(d) for d in run_dirs]
     names = [r.metrics["config"] for r in runs]
     for run, name in zip(runs, names):
-        run.meta  # noqa: B018  (a comparison needs finished runs: fail now, on the first that is not)
-        run.label = name if names.count(name) == 1 else f"{name} ({run.meta['run_id']})"
+        run_id = run.meta["run_id"]  # read now: a comparison needs finished runs, and fails on the first that is not
+        run.label = name if names.count(name) == 1 else f"{name} ({run_id})"
     return runs
 
 
@@ -244,17 +243,14 @@ def run_with_models(path: Path | str) -> Path:
         raise UserError(f"{path}: no saved models, although {whose} set final_fit: true ({MODELS}/ is gone); "
                         f"run it again: python -m experiments run {config_file}")
     results = run.parent.parent
-    others = [f"{_shown(results / c)}" for c in configs_with_runs(results)
-              if any((d / MODELS).is_dir() for d in runs_of(results / c))]
-    if not others:
-        others = [_shown(f) for f in sorted(paths.CONFIGS.glob("*.yaml"))
-                  if isinstance(doc := _yaml(f), dict) and doc.get("final_fit") is True]
-        elsewhere = f"or run a config that saves them: {', '.join(others)}" if others else ""
-    else:
-        elsewhere = f"or use the runs of a config that saved them: {', '.join(others)}"
+    saved = [_shown(results / c) for c in configs_with_runs(results)
+             if any((d / MODELS).is_dir() for d in runs_of(results / c))]
+    savers = [_shown(f) for f in sorted(paths.CONFIGS.glob("*.yaml"))
+              if isinstance(doc := _yaml(f), dict) and doc.get("final_fit") is True]
+    elsewhere = (f", or use the runs of a config that saved them: {', '.join(saved)}" if saved else
+                 f", or run a config that saves them: {', '.join(savers)}" if savers else "")
     raise UserError(f"{path}: {whose} saved no models (config `{name}` has final_fit: false); run it with "
-                    f"`python -m experiments run {config_file} --set final_fit=true`"
-                    + (f", {elsewhere}" if elsewhere else ""))
+                    f"`python -m experiments run {config_file} --set final_fit=true`{elsewhere}")
 
 
 def _yaml(path: Path):
