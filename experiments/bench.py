@@ -123,7 +123,7 @@ def compare_backend_labels(embedders: dict[str, SentenceEmbedder]) -> list[Label
     from experiments.annotations import derive_gold
     from experiments.codebook import load_codebook
     from experiments.models.encoders import label_descriptions
-    from experiments.models.sentence import embed_logreg, zeroshot_codebook
+    from experiments.models import build_model
 
     codebook = load_codebook()
     gold = derive_gold(codebook, load_paragraphs(paths.PARAGRAPHS)).gold
@@ -137,14 +137,14 @@ def compare_backend_labels(embedders: dict[str, SentenceEmbedder]) -> list[Label
     for backend, embedder in embedders.items():
         table = dict(zip(needed, embedder.encode(needed)))
         X = _Lookup(table).transform(texts)
-        head = embed_logreg(seed=0).named_steps["clf"]
+        head = build_model("embed_logreg", "stance", seed=0).named_steps["clf"]
         lodo = np.empty(len(texts), dtype=object)
         for document in np.unique(documents):
             held = documents == document
             lodo[held] = clone(head).fit(X[~held], stance[~held]).predict(X[held])
         out = {"embed_logreg stance (leave-one-document-out)": lodo}
         for task, labels in (("stance", codebook.stance_labels), ("frames", codebook.frame_labels)):
-            model = zeroshot_codebook(seed=0, labels=list(labels), task=task)
+            model = build_model("zeroshot_codebook", task, seed=0, labels=list(labels))
             model._embedder = lambda table=table: _Lookup(table)  # the vectors of this backend
             out[f"zeroshot_codebook {task}"] = model.fit(texts).predict(texts)
         predictions[backend] = out

@@ -2,7 +2,8 @@
 
 A config is a YAML file in ``configs/``. ``load_config`` resolves ``extends``
 (a small diff over a base config), applies command-line overrides such as
-``models.0.params.C=0.5`` and validates the result. Every error names the
+``models.0.params.clf__C=0.5`` and validates the result, model parameters
+included (their names and values, against each estimator's own constraints). Every error names the
 file, the key path and the valid choices.
 """
 
@@ -285,15 +286,16 @@ SMOKE_MODEL_PARAMS = {"max_steps": 2, "num_iterations": 1, "epochs": 1, "max_len
 def smoke(config: Config) -> Config:
     """The same experiment shrunk to run in seconds: 2 folds, 1 repeat, 100 resamples, tiny training.
 
-    Each model gets the ``SMOKE_MODEL_PARAMS`` that its factory accepts, so
-    transformer models take two optimiser steps on 64-token inputs.
+    Each model gets the ``SMOKE_MODEL_PARAMS`` it has, in whichever step
+    (``embed__max_length`` too), so transformer models take two optimiser
+    steps on 64-token inputs.
     """
-    from experiments.models import factory_parameters
+    from experiments.models import settable_params
 
     models = []
     for spec in config.models:
-        accepted = factory_parameters(spec.name)
-        tiny = {k: v for k, v in SMOKE_MODEL_PARAMS.items() if k in accepted}
+        tiny = {key: SMOKE_MODEL_PARAMS[key.rpartition("__")[2]] for key in settable_params(spec.name)
+                if key.rpartition("__")[2] in SMOKE_MODEL_PARAMS}
         models.append(spec.model_copy(update={"params": {**spec.params, **tiny}}))
     update = dict(SMOKE_PROTOCOL) if config.protocol.name in ("kfold", "group_kfold") else {}
     if config.protocol.learning_curve is not None:

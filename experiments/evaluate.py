@@ -1,8 +1,9 @@
 """Cross-validated evaluation: every model on every fold, then metrics from the predictions.
 
 ``evaluate_task`` fits each configured model on each training part and
-predicts its test part. Folds are the outer loop so that models sharing
-features vectorise once per fold. With a learning curve, the first repeat's
+predicts its test part. Folds are the outer loop so that the models of a
+fold share one ``FeatureStore``: models with the same feature step fit it
+once and transform the test part once. With a learning curve, the first repeat's
 folds are also scored with smaller random parts of each training part; those
 prediction records carry a ``fraction``. With a stance target column and
 ``target_mode: per_target``, one model per target is fitted on each fold and
@@ -29,7 +30,7 @@ from experiments.data import TaskData
 from experiments.errors import UserError
 from experiments.metrics import HEADLINE, paired_tests, summarize
 from experiments.models import build_model
-from experiments.models.features import clear_feature_cache
+from experiments.models.features import FeatureStore
 from experiments.protocols import make_folds
 
 
@@ -49,8 +50,12 @@ def _final_step(estimator):
 SINGLE_CLASS = "(single-class training part)"
 
 
-def fit_model(spec: ModelConfig, data: TaskData, rows: np.ndarray, config: Config, seed: int):
+def fit_model(spec: ModelConfig, data: TaskData, rows: np.ndarray, config: Config, seed: int,
+              features: FeatureStore | None = None):
     """Build and fit one configured model on ``rows`` of ``data`` and the auxiliary rows.
+
+    With ``features``, a pipeline fits its feature steps through that store,
+    sharing them with the other models of the same training part.
 
     The auxiliary rows (``data.auxiliary``) join every training part and are
     never predicted; when their weight is not 1 the model gets
@@ -70,6 +75,8 @@ def fit_model(spec: ModelConfig, data: TaskData, rows: np.ndarray, config: Confi
     else:
         model = build_model(spec.name, data.task, seed, spec.params, config.min_train_positives,
                             labels=data.labels, device=config.device, precision=config.precision)
+        if features is not None:
+            model = features.share(model)
     fit_params = {} if weights is None else _sample_weight(model, weights, spec)
     if "groups" in inspect.signature(_final_step(model).fit).parameters:
         # A model that chooses its own settings out of document gets each row's document (auxiliary rows: "").
@@ -128,7 +135,7 @@ def evaluate_task(data: TaskData, config: Config, progress: bool = True) -> Task
     bar = tqdm(total=len(jobs) * len(config.models), desc=f"{config.name}:{data.task}", unit="fit",
                disable=not progress, leave=False)
     for fold, fraction, curve_repeat in jobs:
-        clear_feature_cache()
+        features = FeatureStore()
         train = fold.train
         if fraction is not None:
             rng = np.random.default_rng([config.seed, curve_repeat, fold.fold, int(fraction * 1000)])
@@ -137,9 +144,9 @@ def evaluate_task(data: TaskData, config: Config, progress: bool = True) -> Task
             start = time.perf_counter()
             for part_train, part_test in _parts(data, config, train, fold.test):
                 x_test = [data.texts[i] for i in part_test]
-                model = fit_model(spec, data, part_train, config, config.seed + fold.repeat)
-                proba = np.asarray(model.predict_proba(x_test))
-                pred = model.predict(x_test)
+                model = fit_model(spec, data, part_train, config, config.seed + fold.repeat, features)
+                proba, pred = features.predict(model, x_test)
+                proba = np.asarray(proba)
                 records = _records(data, spec.display, fold, part_test, model, proba, pred)
                 for r in records:
                     r["n_train"] = len(part_train)
@@ -156,7 +163,6 @@ def evaluate_task(data: TaskData, config: Config, progress: bool = True) -> Task
                 seconds[f"{spec.display} (learning curve)"] += time.perf_counter() - start
             bar.update()
     bar.close()
-    clear_feature_cache()
     result.seconds = {k: round(v, 3) for k, v in seconds.items()}
     result.degenerate = {m: dict(v) for m, v in degenerate.items()}
     return result

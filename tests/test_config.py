@@ -7,6 +7,7 @@ import pytest
 from experiments import paths
 from experiments.config import apply_override, load_config, resolve_raw
 from experiments.errors import UserError
+from experiments.models import settable_params
 
 SMOKE = paths.CONFIGS / "smoke.yaml"
 SHIPPED_CONFIGS = sorted(p.name for p in paths.CONFIGS.glob("*.yaml") if p.name != "codebook.yaml")
@@ -82,14 +83,14 @@ def test_extends_merges_nested_keys_and_replaces_lists(write_config):
         """)
     child = write_config("child", """\
         protocol: {folds: 2}
-        models: [{name: tfidf_cnb, params: {alpha: 0.5}}]
+        models: [{name: tfidf_cnb, params: {clf__alpha: 0.5}}]
         """, extends=parent.name)
     config = load_config(child)
     assert config.name == "child"
     assert config.tasks == ["stance", "frames"]
     assert (config.protocol.name, config.protocol.folds, config.protocol.repeats) == ("kfold", 2, 3)
     assert (config.metrics.bootstrap, config.metrics.min_support) == (500, 5)
-    assert [(m.name, m.params) for m in config.models] == [("tfidf_cnb", {"alpha": 0.5})]
+    assert [(m.name, m.params) for m in config.models] == [("tfidf_cnb", {"clf__alpha": 0.5})]
     assert config.seed == 13  # from base.yaml, two levels up
 
 
@@ -100,9 +101,9 @@ def test_extends_is_resolved_relative_to_the_child_file(write_config):
 
 
 def test_set_overrides_nested_keys_and_list_items(write_config):
-    path = write_config("tiny", "models: [{name: tfidf_logreg, params: {C: 10.0}}, {name: majority}]\n")
-    config = load_config(path, ["models.0.params.C=0.5", "protocol.folds=3", "tasks=[frames]"])
-    assert config.models[0].params == {"C": 0.5}
+    path = write_config("tiny", "models: [{name: tfidf_logreg, params: {clf__C: 10.0}}, {name: majority}]\n")
+    config = load_config(path, ["models.0.params.clf__C=0.5", "protocol.folds=3", "tasks=[frames]"])
+    assert config.models[0].params == {"clf__C": 0.5}
     assert config.protocol.folds == 3
     assert config.tasks == ["frames"]
 
@@ -143,9 +144,33 @@ def test_an_unregistered_model_lists_the_registered_ones():
 
 def test_an_unknown_model_parameter_names_its_key_path_and_the_valid_ones():
     assert _error(SMOKE, ["models.1.params.Cx=1"]) == (
-        f"{SMOKE}: models.1.params.Cx: not a parameter of tfidf_logreg.v1; "
-        "valid: C, class_weight, word_ngrams, char_ngrams, min_df, max_iter, solver"
+        f"{SMOKE}: models.1.params.Cx: not a parameter of tfidf_logreg.v1; valid: {', '.join(settable_params('tfidf_logreg'))}"
     )
+
+
+def test_a_pipeline_parameter_by_its_bare_name_points_to_the_step_name():
+    assert _error(SMOKE, ["models.1.params.C=1"]).startswith(
+        f"{SMOKE}: models.1.params.C: not a parameter of tfidf_logreg.v1 (did you mean clf__C?); valid: ")
+
+
+@pytest.mark.parametrize("value, message", [
+    ("abc", "must be a float in the range (0.0, inf], got 'abc'"),
+    ("-1", "must be a float in the range (0.0, inf], got -1"),
+])
+def test_a_wrong_model_parameter_value_is_one_line_naming_the_file_and_key_when_the_config_loads(write_config, value, message):
+    path = write_config("bad", f"models: [{{name: majority}}, {{name: stratified}}, {{name: tfidf_logreg, params: {{clf__C: {value}}}}}]\n")
+    assert _error(path) == f"{path}: models.2.params.clf__C: {message}"
+
+
+def test_a_model_parameter_set_on_the_command_line_is_checked_the_same_way():
+    assert _error(SMOKE, ["models.1.params.features__min_df=0"]) == (
+        f"{SMOKE}: models.1.params.features__min_df: must be an int in the range [1, inf), got 0")
+
+
+def test_the_codebook_prior_weight_must_be_a_share_or_auto(write_config):
+    path = write_config("prior", "models: [{name: codebook_logreg, params: {prior_weight: 2}}]\n")
+    assert _error(path) == (f"{path}: models.0.params.prior_weight: must be a float in the range [0.0, 1.0] "
+                            "or a str among {'auto'}, got 2")
 
 
 def test_two_models_with_the_same_display_name_are_an_error(write_config):

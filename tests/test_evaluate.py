@@ -9,7 +9,9 @@ from experiments.config import Config
 from experiments.corpus import text_hash
 from experiments.data import TaskData
 from experiments.errors import UserError
-from experiments.evaluate import evaluate_task, task_metrics
+from experiments.config import load_config
+from experiments.evaluate import evaluate_task, fit_model, task_metrics
+from experiments.models.features import TfidfFeatures
 from experiments.metrics import bootstrap_weights, paired_tests
 
 WORDS = {"favor": "support the strikes now", "against": "stop the war at once", "none": "the weather was mild"}
@@ -29,7 +31,7 @@ def stance_data(n: int = 40, targets: list[str] | None = None) -> TaskData:
 def config(**overrides) -> Config:
     spec = {"name": "t", "tasks": ["stance"], "protocol": {"name": "kfold", "folds": 4, "repeats": 2},
             "metrics": {"bootstrap": 200, "stance_subset": ["favor", "against"]},
-            "models": [{"name": "majority"}, {"name": "tfidf_logreg", "params": {"C": 10.0}}]}
+            "models": [{"name": "majority"}, {"name": "tfidf_logreg", "params": {"clf__C": 10.0}}]}
     for key, value in overrides.items():
         spec[key] = {**spec[key], **value} if isinstance(value, dict) and key in spec else value
     return Config.model_validate(spec)
@@ -76,9 +78,9 @@ def test_per_target_mode_fits_one_model_per_target_on_that_targets_rows(monkeypa
 
     real = evaluate.fit_model
 
-    def spy(spec, data, rows, cfg, seed):
+    def spy(spec, data, rows, cfg, seed, features=None):
         fitted.append(set(data.targets[rows]))
-        return real(spec, data, rows, cfg, seed)
+        return real(spec, data, rows, cfg, seed, features)
 
     monkeypatch.setattr(evaluate, "fit_model", spy)
     data = stance_data(targets=["Sanctions", "Strikes"])
@@ -98,6 +100,55 @@ def test_a_target_without_training_rows_in_a_fold_is_a_clear_error():
     data = stance_data(n=12, targets=["A"] * 11 + ["B"])
     with pytest.raises(UserError, match="target 'B' has test rows but no training rows"):
         evaluate_task(data, config(models=[{"name": "majority"}], protocol={"folds": 3, "repeats": 1}), progress=False)
+
+
+def _count_tfidf_work(monkeypatch) -> dict[str, int]:
+    calls = {"fit": 0, "transform": 0}
+    real_fit, real_transform = TfidfFeatures.fit_transform, TfidfFeatures.transform
+
+    def fit_transform(self, X, y=None):
+        calls["fit"] += 1
+        return real_fit(self, X, y)
+
+    def transform(self, X):
+        calls["transform"] += 1
+        return real_transform(self, X)
+
+    monkeypatch.setattr(TfidfFeatures, "fit_transform", fit_transform)
+    monkeypatch.setattr(TfidfFeatures, "transform", transform)
+    return calls
+
+
+def test_the_tfidf_models_of_a_fold_fit_one_vectoriser_and_transform_the_test_part_once(monkeypatch):
+    calls = _count_tfidf_work(monkeypatch)
+    models = [{"name": "tfidf_logreg", "params": {"clf__C": 10.0}}, {"name": "tfidf_svm"}, {"name": "tfidf_cnb"},
+              {"name": "tfidf_logreg", "label": "other ngrams", "params": {"features__word_ngrams": [1, 1]}}]
+    evaluate_task(stance_data(), config(models=models), progress=False)
+    folds = 4 * 2
+    assert calls == {"fit": 2 * folds, "transform": 2 * folds}  # one per distinct feature step and fold
+    evaluate_task(stance_data(), config(models=models), progress=False)
+    assert calls == {"fit": 4 * folds, "transform": 4 * folds}  # nothing outlives the evaluation: no global cache
+
+
+def test_sharing_features_changes_no_prediction():
+    cfg = config(models=[{"name": "tfidf_logreg", "params": {"clf__C": 10.0}}, {"name": "tfidf_svm"}])
+    shared = evaluate_task(stance_data(), cfg, progress=False).predictions
+    alone = [p for spec in cfg.models
+             for p in evaluate_task(stance_data(), config(models=[spec.model_dump()]), progress=False).predictions]
+    key = lambda p: (p["model"], p["repeat"], p["id"])
+    assert sorted(shared, key=key) == sorted(alone, key=key)
+
+
+def test_a_parameter_set_on_the_command_line_changes_the_fit(write_config):
+    path = write_config("tiny", "tasks: [stance]\nmodels: [{name: tfidf_logreg, params: {clf__C: 10.0}}]\n")
+    data = stance_data()
+    probas = {}
+    for C in ("10.0", "0.001"):
+        cfg = load_config(path, [f"models.0.params.clf__C={C}"])
+        model = fit_model(cfg.models[0], data, np.arange(30), cfg, 0)
+        assert model.named_steps["clf"].C == float(C)
+        probas[C] = model.predict_proba(data.texts[30:])
+    assert probas["0.001"].max() < probas["10.0"].max()  # a strong penalty flattens the scores
 
 
 def test_paired_tests_put_the_better_model_first_and_find_a_real_difference():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from experiments.errors import UserError
-from experiments.models import build_model, registered_names, resolve
+from experiments.models import build_model, registered_names, resolve, settable_params
 from experiments.models.multilabel import OneVsRestFrames
 
 TEXTS = [
@@ -28,7 +28,7 @@ FRAMES = np.array([
 ])
 NEW = ["bombs on the port", "talks in oman", "dock workers walk out"]
 # The scikit-learn baselines; the transformer families have their own, smaller-sized tests (test_transformers.py).
-NAMES = [n for n in registered_names() if resolve(n).factory.__module__ == "experiments.models.baselines"]
+NAMES = [n for n in registered_names() if resolve(n).make.__module__ == "experiments.models.baselines"]
 
 
 def final_step(model):
@@ -108,23 +108,61 @@ def test_a_versioned_name_resolves_to_that_entry():
     assert resolve("tfidf_logreg").key == "tfidf_logreg.v1"
 
 
-def test_params_reach_the_estimator():
-    model = build_model("tfidf_logreg.v1", "stance", seed=3, params={"C": 0.5, "class_weight": "balanced"})
+def test_params_reach_the_estimator_by_their_step_names_and_the_seed_by_random_state():
+    model = build_model("tfidf_logreg.v1", "stance", seed=3, params={"clf__C": 0.5, "clf__class_weight": "balanced"})
     clf = model.named_steps["clf"]
-    assert (clf.C, clf.class_weight, clf.random_state) == (0.5, "balanced", 3)
+    assert (clf.C, clf.class_weight, clf.random_state, clf.solver) == (0.5, "balanced", 3, "newton-cg")
 
 
-@pytest.mark.parametrize("name", ["nope", "tfidf_logreg.v9"])
-def test_an_unknown_name_lists_the_registered_models(name):
+def test_a_yaml_list_becomes_the_tuple_an_ngram_range_needs():
+    model = build_model("tfidf_cnb", "stance", seed=0, params={"features__word_ngrams": [1, 1]})
+    assert model.named_steps["features"].word_ngrams == (1, 1)
+    assert model.fit(TEXTS, STANCE).predict(NEW).shape == (3,)
+
+
+def test_frames_get_the_params_under_the_one_vs_rest_wrapper():
+    model = build_model("tfidf_svm", "frames", seed=2, params={"clf__C": 0.25})
+    assert model.named_steps["clf"].estimator.get_params()["C"] == 0.25
+
+
+def test_the_class_defaults_are_the_model_defaults():
+    assert settable_params("tfidf_logreg")["clf__C"] == 1.0
+    assert settable_params("tfidf_logreg")["features__word_ngrams"] == (1, 3)
+    assert "clf__random_state" not in settable_params("tfidf_logreg")  # the run's seed sets it
+    assert settable_params("codebook_logreg")["prior_weight"] == "auto"
+
+
+def test_an_unknown_parameter_names_the_model_and_lists_the_valid_ones():
     with pytest.raises(UserError) as excinfo:
-        resolve(name)
-    assert str(excinfo.value) == (f"unknown model {name!r}; registered models: {', '.join(registered_names())} "
-                                  "(add .vN to pin a version)")
+        build_model("tfidf_cnb", "stance", seed=0, params={"clf__C": 1.0})
+    assert str(excinfo.value) == (f"model 'tfidf_cnb': params.clf__C: not a parameter of tfidf_cnb.v1; "
+                                  f"valid: {', '.join(settable_params('tfidf_cnb'))}")
 
 
-def test_an_unknown_parameter_is_an_error():
-    with pytest.raises(UserError, match=r"^model 'tfidf_cnb': tfidf_cnb\(\) got an unexpected keyword argument 'C'$"):
-        build_model("tfidf_cnb", "stance", seed=0, params={"C": 1.0})
+def test_a_bare_step_parameter_suggests_its_full_name():
+    with pytest.raises(UserError, match=r"^model 'tfidf_svm': params.C: not a parameter of tfidf_svm.v1 "
+                                        r"\(did you mean clf__C\?\); valid: features__char_ngrams, "):
+        build_model("tfidf_svm", "stance", seed=0, params={"C": 1.0})
+
+
+def test_the_seed_is_not_a_param():
+    with pytest.raises(UserError, match=r"^model 'stratified': params.random_state: set by the run from the "
+                                        r"config's 'seed' key, not in params$"):
+        build_model("stratified", "stance", seed=0, params={"random_state": 4})
+
+
+@pytest.mark.parametrize(("name", "params", "message"), [
+    ("tfidf_logreg", {"clf__C": -1}, "clf__C: must be a float in the range (0.0, inf], got -1"),
+    ("tfidf_logreg", {"clf__C": "abc"}, "clf__C: must be a float in the range (0.0, inf], got 'abc'"),
+    ("tfidf_svm", {"features__min_df": 0}, "features__min_df: must be an int in the range [1, inf), got 0"),
+    ("codebook_logreg", {"prior_weight": 2}, "prior_weight: must be a float in the range [0.0, 1.0] or a str among "
+                                             "{'auto'}, got 2"),
+    ("finetune", {"backend": "tpu"}, "backend: must be a str among {"),
+])
+def test_a_wrong_value_is_caught_by_the_estimators_own_constraints_before_fitting(name, params, message):
+    with pytest.raises(UserError) as excinfo:
+        build_model(name, "stance", seed=0, params=params)
+    assert str(excinfo.value).startswith(f"model {name!r}: params.{message}")
 
 
 def test_stratified_frames_baseline_draws_each_frame_independently():

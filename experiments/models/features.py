@@ -1,43 +1,23 @@
-"""TF-IDF features shared between models of the same fold.
+"""TF-IDF features, and the store through which the models of one training part share fitted feature steps.
 
 Several models in a config use the same word and character n-gram features.
-``TfidfFeatures`` remembers what it fitted, keyed by its parameters and the
-exact training texts, so within one fold the vectoriser is fitted once and
-each matrix is computed once, however many models use it.
+The evaluation loop makes one ``FeatureStore`` per training part and fits
+every pipeline through it (``Pipeline(memory=store)``, scikit-learn's own
+caching hook), so the vectoriser is fitted once however many models use it,
+and each set of test texts is transformed once per fitted vectoriser. The
+store, and all it holds, goes when the loop moves to the next training part.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
+import inspect
+from numbers import Integral
 
+import joblib
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.pipeline import FeatureUnion
-
-_CACHE_SIZE = 32
-_FITTED: OrderedDict = OrderedDict()
-_MATRICES: OrderedDict = OrderedDict()
-
-
-def clear_feature_cache() -> None:
-    _FITTED.clear()
-    _MATRICES.clear()
-
-
-def _texts_key(texts) -> str:
-    digest = hashlib.sha1()
-    for text in texts:
-        digest.update(text.encode("utf-8"))
-        digest.update(b"\x1f")
-    return digest.hexdigest()
-
-
-def _remember(cache: OrderedDict, key, value):
-    cache[key] = value
-    while len(cache) > _CACHE_SIZE:
-        cache.popitem(last=False)
-    return value
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.utils._param_validation import Interval
 
 
 class TfidfFeatures(TransformerMixin, BaseEstimator):
@@ -46,6 +26,14 @@ class TfidfFeatures(TransformerMixin, BaseEstimator):
     >>> TfidfFeatures(word_ngrams=(1, 1), char_ngrams=(2, 2)).fit_transform(["ab c", "c d"]).shape
     (2, 8)
     """
+
+    _parameter_constraints = {
+        "word_ngrams": [tuple],
+        "char_ngrams": [tuple],
+        "min_df": [Interval(Integral, 1, None, closed="left")],
+        "sublinear_tf": ["boolean"],
+        "lowercase": ["boolean"],
+    }
 
     def __init__(self, word_ngrams=(1, 3), char_ngrams=(2, 5), min_df=1, sublinear_tf=True, lowercase=True):
         self.word_ngrams = word_ngrams
@@ -64,24 +52,74 @@ class TfidfFeatures(TransformerMixin, BaseEstimator):
         )
 
     def fit(self, X, y=None):
-        texts = list(X)
-        key = (repr(sorted(self.get_params().items())), _texts_key(texts))
-        union = _FITTED.get(key)
-        if union is None:
-            union = self._union()
-            _remember(_MATRICES, (key, key[1]), union.fit_transform(texts))
-            _remember(_FITTED, key, union)
-        self.union_ = union
-        self.key_ = key
+        self.fit_transform(X)
         return self
 
+    def fit_transform(self, X, y=None):
+        self.union_ = self._union()
+        return self.union_.fit_transform(list(X))
+
     def transform(self, X):
-        texts = list(X)
-        key = (self.key_, _texts_key(texts))
-        matrix = _MATRICES.get(key)
-        if matrix is None:
-            matrix = _remember(_MATRICES, key, self.union_.transform(texts))
-        return matrix
+        return self.union_.transform(list(X))
 
     def get_feature_names_out(self, input_features=None):
         return self.union_.get_feature_names_out()
+
+
+class FeatureStore:
+    """The feature steps fitted on one training part, shared by every model that uses the same one.
+
+    Give it to a pipeline as ``memory`` (it has the ``cache`` method of
+    ``joblib.Memory``, kept in memory): a step of the same class and
+    parameters fitted on the same texts and labels is fitted once and the
+    fitted step is shared. ``predict`` then transforms a set of texts once
+    per fitted step. Keep one store per training part, and drop it after.
+
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> store = FeatureStore()
+    >>> texts, y = ["war and bombs", "peace talks", "more bombs", "talks again"], [0, 1, 0, 1]
+    >>> models = [store.share(Pipeline([("features", TfidfFeatures()), ("clf", LogisticRegression(C=C))])).fit(texts, y)
+    ...           for C in (1.0, 10.0)]
+    >>> models[0][0] is models[1][0], store.fits
+    (True, 1)
+    """
+
+    def __init__(self):
+        self._fitted: dict[str, object] = {}
+        self._matrices: dict[tuple, object] = {}
+        self.fits = 0
+
+    def cache(self, func, ignore=(), **_):
+        """``func`` (scikit-learn's fit-and-transform of one step) remembered by the hash of its arguments."""
+        signature = inspect.signature(func)
+
+        def cached(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            key = joblib.hash({k: v for k, v in bound.arguments.items() if k not in ignore})
+            if key not in self._fitted:
+                self._fitted[key] = func(*args, **kwargs)
+                self.fits += 1
+            return self._fitted[key]
+
+        return cached
+
+    def share(self, model):
+        """``model``, fitting its feature steps through this store when it is a pipeline."""
+        if isinstance(model, Pipeline):
+            model.set_params(memory=self)
+        return model
+
+    def predict(self, model, X) -> tuple:
+        """``model.predict_proba(X)`` and ``model.predict(X)``; a pipeline's feature steps transform ``X`` once."""
+        if not isinstance(model, Pipeline):
+            return model.predict_proba(X), model.predict(X)
+        head = [step for _, step in model.steps[:-1] if step is not None and not isinstance(step, str)]  # not passthrough
+        key = (*map(id, head), joblib.hash(X))
+        if key not in self._matrices:
+            Xt = X
+            for step in head:
+                Xt = step.transform(Xt)
+            # The steps are kept beside their matrix, so their ids cannot be reused while the key is.
+            self._matrices[key] = (Xt, head)
+        Xt = self._matrices[key][0]
+        return model[-1].predict_proba(Xt), model[-1].predict(Xt)

@@ -8,10 +8,12 @@ by length and padded only to their longest member, and inference runs under
 from __future__ import annotations
 
 import logging
+from numbers import Integral, Real
 
 import numpy as np
 from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from experiments.errors import UserError
 from experiments.models import register
@@ -19,6 +21,7 @@ from experiments.models.encoders import (
     DEFAULT_MODEL, inference, resolve_device, resolve_model_dir, resolve_precision, setup_torch,
 )
 from experiments.models.multilabel import constant_columns
+from experiments.models.sentence import ENCODER_CONSTRAINTS
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +58,11 @@ def prevalence_thresholds(proba: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return thresholds
 
 
+@register("finetune")
 class TransformerClassifier(ClassifierMixin, BaseEstimator):
-    """``AutoModelForSequenceClassification`` fine-tuned end to end.
+    """A fine-tuned transformers sequence classifier (multi-label head with per-frame thresholds for frames).
+
+    ``AutoModelForSequenceClassification`` is fine-tuned end to end.
 
     Stance uses a softmax head with cross-entropy; frames use a multi-label
     head (one sigmoid per frame) and a per-frame decision threshold:
@@ -72,6 +78,19 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
     call after it), else PyTorch, which is also the fallback, with one log
     line saying why. Training always runs in PyTorch.
     """
+
+    _parameter_constraints = {
+        **ENCODER_CONSTRAINTS,
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "warmup_ratio": [Interval(Real, 0, 1, closed="both")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "class_weight": [StrOptions({"balanced"}), None],
+        "threshold": [StrOptions({"prevalence"}), Interval(Real, 0, 1, closed="both"), dict],
+        "max_steps": [Interval(Integral, 1, None, closed="left"), None],
+        "seed": [Integral],
+        "backend": [StrOptions({"auto", "torch", "onnx"})],
+    }
 
     def __init__(self, model: str = DEFAULT_MODEL, multilabel: bool = False, labels: list[str] | None = None,
                  learning_rate: float = 5e-5, epochs: int = 8, batch_size: int = 8, max_length: int = 256,
@@ -264,16 +283,3 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         state.pop("_onnx", None)  # an ONNX Runtime session; rebuilt from the weights when needed
         state.pop("_runtime", None)
         return state
-
-
-@register("finetune", multilabel_native=True)
-def finetune(seed: int, task: str, labels: list[str], model: str = DEFAULT_MODEL, learning_rate: float = 5e-5,
-             epochs: int = 8, batch_size: int = 8, max_length: int = 256, warmup_ratio: float = 0.1,
-             weight_decay: float = 0.01, class_weight: str | None = "balanced",
-             threshold: str | float | dict = "prevalence", max_steps: int | None = None, device: str = "auto",
-             precision: str = "auto", backend: str = "auto"):
-    """A fine-tuned transformers sequence classifier (multi-label head with per-frame thresholds for frames)."""
-    return TransformerClassifier(model=model, multilabel=task == "frames", labels=labels, learning_rate=learning_rate,
-                                 epochs=epochs, batch_size=batch_size, max_length=max_length, warmup_ratio=warmup_ratio,
-                                 weight_decay=weight_decay, class_weight=class_weight, threshold=threshold,
-                                 max_steps=max_steps, device=device, precision=precision, seed=seed, backend=backend)

@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
+import os
+from numbers import Integral, Real
+
 import numpy as np
 from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from experiments.models import register
 from experiments.models.encoders import DEFAULT_MODEL, SentenceEmbedder, label_descriptions
 
 
 @register("embed_logreg")
-def embed_logreg(seed: int, model: str = DEFAULT_MODEL, C: float = 1.0, class_weight: str | None = "balanced",
-                 max_length: int = 256, batch_size: int = 16, device: str = "auto", precision: str = "auto"):
+def embed_logreg() -> Pipeline:
     """Frozen sentence embeddings with logistic regression: cheap, and strong on small data."""
-    return Pipeline([
-        ("embed", SentenceEmbedder(model=model, device=device, batch_size=batch_size, max_length=max_length,
-                                   precision=precision)),
-        ("clf", LogisticRegression(C=C, class_weight=class_weight, max_iter=2000, random_state=seed)),
-    ])
+    return Pipeline([("embed", SentenceEmbedder()),
+                     ("clf", LogisticRegression(class_weight="balanced", max_iter=2000))])
+
+
+# The parameters every encoder-based model shares, as scikit-learn checks them when a config loads.
+ENCODER_CONSTRAINTS = {
+    "model": [str, os.PathLike],
+    "labels": ["array-like", None],
+    "multilabel": ["boolean"],
+    "max_length": [Interval(Integral, 1, None, closed="left")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "device": [str],
+    "precision": [StrOptions({"auto", "fp32", "bf16"})],
+}
+# Cosine similarities lie in [-1, 1]; a softmax or sigmoid temperature must be positive.
+_PROTOTYPE_CONSTRAINTS = {
+    "threshold": [Interval(Real, -1, 1, closed="both")],
+    "temperature": [Interval(Real, 0, None, closed="neither")],
+}
 
 
 class _Encoded(ClassifierMixin, BaseEstimator):
@@ -32,8 +49,11 @@ class _Encoded(ClassifierMixin, BaseEstimator):
                                 max_length=self.max_length, precision=self.precision)
 
 
+@register("zeroshot_codebook")
 class CodebookSimilarity(_Encoded):
-    """Zero-shot labels from the codebook alone: no training labels are used.
+    """Zero-shot: similarity of each paragraph to the codebook's label definitions and cues.
+
+    Labels come from the codebook alone: no training labels are used.
 
     Each label's prototype is the mean embedding of its codebook definition
     and cue phrases. Stance is the most similar prototype (``predict_proba``
@@ -43,7 +63,9 @@ class CodebookSimilarity(_Encoded):
     like similarities; they are not calibrated probabilities.
     """
 
-    def __init__(self, labels: list[str], multilabel: bool = False, model: str = DEFAULT_MODEL,
+    _parameter_constraints = {**ENCODER_CONSTRAINTS, **_PROTOTYPE_CONSTRAINTS}
+
+    def __init__(self, labels: list[str] | None = None, multilabel: bool = False, model: str = DEFAULT_MODEL,
                  threshold: float = 0.3, temperature: float = 0.05, max_length: int = 256,
                  batch_size: int = 16, device: str = "auto", precision: str = "auto"):
         self.labels = labels
@@ -85,22 +107,16 @@ class CodebookSimilarity(_Encoded):
         return self.classes_[sims.argmax(axis=1)]
 
 
-@register("zeroshot_codebook", multilabel_native=True)
-def zeroshot_codebook(seed: int, labels: list[str], task: str, model: str = DEFAULT_MODEL, threshold: float = 0.3,
-                      temperature: float = 0.05, max_length: int = 256, device: str = "auto",
-                      precision: str = "auto"):
-    """Zero-shot: similarity of each paragraph to the codebook's label definitions and cues."""
-    return CodebookSimilarity(labels=labels, multilabel=task == "frames", model=model, threshold=threshold,
-                              temperature=temperature, max_length=max_length, device=device, precision=precision)
-
-
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(p) - np.log1p(-p)
 
 
+@register("codebook_logreg")
 class CodebookLogReg(_Encoded):
-    """The codebook and the labels together, on frozen sentence embeddings.
+    """Codebook and labels together: embeddings + logistic regression on labels and codebook items, times the zero-shot prior.
+
+    The codebook and the labels together, on frozen sentence embeddings.
 
     Two experts vote. The first is a logistic regression trained on the
     labelled paragraphs plus the codebook's own evidence for every label
@@ -124,10 +140,17 @@ class CodebookLogReg(_Encoded):
     PRIOR_GRID = (0.0, 0.25, 0.5, 0.7, 0.85, 1.0)
     DEFAULT_PRIOR = 0.7
 
-    def __init__(self, labels: list[str], multilabel: bool = False, model: str = DEFAULT_MODEL, C: float = 10.0,
-                 codebook_weight: float = 1.0, prior_weight: float | str = "auto", threshold: float = 0.3,
-                 temperature: float = 0.05, max_length: int = 256, batch_size: int = 16, device: str = "auto",
-                 precision: str = "auto"):
+    _parameter_constraints = {
+        **ENCODER_CONSTRAINTS, **_PROTOTYPE_CONSTRAINTS,
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "codebook_weight": [Interval(Real, 0, None, closed="left")],
+        "prior_weight": [Interval(Real, 0, 1, closed="both"), StrOptions({"auto"})],
+    }
+
+    def __init__(self, labels: list[str] | None = None, multilabel: bool = False, model: str = DEFAULT_MODEL,
+                 C: float = 10.0, codebook_weight: float = 1.0, prior_weight: float | str = "auto",
+                 threshold: float = 0.3, temperature: float = 0.05, max_length: int = 256, batch_size: int = 16,
+                 device: str = "auto", precision: str = "auto"):
         self.labels = labels
         self.multilabel = multilabel
         self.model = model
@@ -248,13 +271,3 @@ class CodebookLogReg(_Encoded):
 
     def predict(self, X) -> np.ndarray:
         return self._decide(self.predict_proba(X))
-
-
-@register("codebook_logreg", multilabel_native=True)
-def codebook_logreg(seed: int, labels: list[str], task: str, model: str = DEFAULT_MODEL, C: float = 10.0,
-                    codebook_weight: float = 1.0, prior_weight: float | str = "auto", threshold: float = 0.3,
-                    temperature: float = 0.05, max_length: int = 256, device: str = "auto", precision: str = "auto"):
-    """Codebook and labels together: embeddings + logistic regression on labels and codebook items, times the zero-shot prior."""
-    return CodebookLogReg(labels=labels, multilabel=task == "frames", model=model, C=C, codebook_weight=codebook_weight,
-                          prior_weight=prior_weight, threshold=threshold, temperature=temperature,
-                          max_length=max_length, device=device, precision=precision)

@@ -4,24 +4,41 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from experiments.models import register
 from experiments.models.encoders import (
     DEFAULT_MODEL, inference, resolve_device, resolve_model_dir, resolve_precision, setup_torch,
 )
 from experiments.models.multilabel import constant_columns
+from experiments.models.sentence import ENCODER_CONSTRAINTS
 
 
+@register("setfit")
 class SetFitClassifier(ClassifierMixin, BaseEstimator):
-    """The ``setfit`` package behind the scikit-learn contract.
+    """SetFit: contrastive fine-tuning of the sentence encoder plus a logistic-regression head.
+
+    The ``setfit`` package behind the scikit-learn contract.
 
     For frames the head is one-vs-rest and ``predict_proba`` has one column
     per frame. ``num_iterations`` sets how many contrastive pairs are drawn
     per training paragraph; it dominates training time on a CPU.
     """
+
+    _parameter_constraints = {
+        **ENCODER_CONSTRAINTS,
+        "num_iterations": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "body_learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "head_learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "head_C": [Interval(Real, 0, None, closed="neither")],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "seed": [Integral],
+    }
 
     def __init__(self, model: str = DEFAULT_MODEL, multilabel: bool = False, num_iterations: int = 3,
                  epochs: int = 1, batch_size: int = 16, body_learning_rate: float = 2e-5,
@@ -107,15 +124,3 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
         state = self.__dict__.copy()
         state.pop("model_", None)  # saved by save(); the pickle holds only parameters and classes
         return state
-
-
-@register("setfit", multilabel_native=True)
-def setfit(seed: int, task: str, model: str = DEFAULT_MODEL, num_iterations: int = 3, epochs: int = 1,
-           batch_size: int = 16, body_learning_rate: float = 2e-5, head_learning_rate: float = 1e-2,
-           head_C: float = 10.0, class_weight: str | None = "balanced", max_length: int = 256, device: str = "auto",
-           precision: str = "auto"):
-    """SetFit: contrastive fine-tuning of the sentence encoder plus a logistic-regression head."""
-    return SetFitClassifier(model=model, multilabel=task == "frames", num_iterations=num_iterations, epochs=epochs,
-                            batch_size=batch_size, body_learning_rate=body_learning_rate,
-                            head_learning_rate=head_learning_rate, head_C=head_C, class_weight=class_weight,
-                            max_length=max_length, device=device, precision=precision, seed=seed)
