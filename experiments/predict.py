@@ -32,37 +32,22 @@ from typing import Iterable, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
-from experiments import calibration
+from experiments import calibration, rundir
 from experiments.errors import UserError
 from experiments.inputs import Inputs, count_paragraphs, iter_paragraphs
-from experiments.io import dumps, read_json_object, rerun_hint, write_text_atomic
+from experiments.io import dumps, write_text_atomic
 
 TASKS = ("stance", "frames")
 FORMATS = ("jsonl", "csv", "parquet")
 ROW_GROUP_ROWS = 16_384  # rows per Parquet row group, whatever the chunk size
 
 
-def find_run_with_models(run_dir: Path) -> Path:
-    """``run_dir`` itself, or the newest run under a config's results folder that saved models."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: no such run directory")
-    if (run_dir / "models").is_dir():
-        return run_dir
-    runs = sorted(d for d in run_dir.glob("[0-9]*") if (d / "models").is_dir() and (d / "meta.json").exists())
-    if runs:
-        return runs[-1]
-    raise UserError(f"{run_dir}: no saved models; run the config with final_fit: true, "
-                    "e.g. `python -m experiments run configs/default.yaml --set final_fit=true`")
-
-
 def _best_model(run_dir: Path, task: str, available: list[str]) -> tuple[str, dict | None]:
     """The run's choice for ``task`` (``metrics.json`` ``selection``), or the best saved model by ``SELECT_BY``."""
     from experiments.selection import choose
 
-    metrics_path = run_dir / "metrics.json"
-    if metrics_path.exists():
-        metrics = read_json_object(metrics_path, rerun_hint(run_dir))
+    if (run_dir / rundir.METRICS).exists():
+        metrics = rundir.read_json(run_dir, rundir.METRICS)
         info = metrics["tasks"].get(task, {})
         models = info.get("models", {})
         chosen = info.get("selection")
@@ -75,9 +60,7 @@ def _best_model(run_dir: Path, task: str, available: list[str]) -> tuple[str, di
 
 
 def _dir_name(display: str) -> str:
-    from experiments.plots import slug
-
-    return slug(display)
+    return rundir.slug(display)
 
 
 @dataclass
@@ -115,10 +98,10 @@ class Predictor:
         from experiments.models.persist import load_model
         from experiments.novelty import Novelty
 
-        run_dir = find_run_with_models(Path(run_dir))
+        run_dir = rundir.run_with_models(run_dir)
         chosen: dict[str, TaskModel] = {}
         for task in tasks:
-            task_dir = run_dir / "models" / task
+            task_dir = run_dir / rundir.MODELS / task
             available = sorted(p.name for p in task_dir.iterdir() if (p / "model.json").exists()) if task_dir.is_dir() else []
             if not available:
                 continue
