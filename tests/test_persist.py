@@ -34,7 +34,7 @@ models:
   - name: setfit
     params: {{num_iterations: 1, max_length: 32}}
   - name: embed_logreg
-    params: {{max_length: 32}}
+    params: {{embed__max_length: 32}}
 """
 MODELS = {"tfidf_logreg": "tfidf_logreg.v1", "finetune": "finetune.v1", "setfit": "setfit.v1",
           "embed_logreg": "embed_logreg.v1"}
@@ -144,7 +144,7 @@ def test_the_model_card_says_what_was_trained_on_what(saved_run, codebook, task,
     assert card["environment"]["packages"]["scikit-learn"]
     assert card["saved"]
     config_params = {"tfidf_logreg": {}, "finetune": {"max_steps": 1, "max_length": 32},
-                     "setfit": {"num_iterations": 1, "max_length": 32}, "embed_logreg": {"max_length": 32}}
+                     "setfit": {"num_iterations": 1, "max_length": 32}, "embed_logreg": {"embed__max_length": 32}}
     assert card["params"] == config_params[model]
 
 

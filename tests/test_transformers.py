@@ -55,7 +55,7 @@ TARGETS = {"stance": STANCE, "frames": FRAMES}
 NEW = ["Air strikes hit a base near Isfahan", "Bread now costs twice as much", "Diplomats meet again in Oman"]
 
 SMALL = {
-    "embed_logreg": {"max_length": 32, "batch_size": 8},
+    "embed_logreg": {"embed__max_length": 32, "embed__batch_size": 8},
     "zeroshot_codebook": {"max_length": 32},
     "setfit": {"num_iterations": 1, "max_length": 32, "batch_size": 8},
     "finetune": {"max_steps": 1, "max_length": 32, "batch_size": 4},
@@ -464,8 +464,8 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[str, list[str], str]]:
         "dir without weights": (STANCE_CONFIG, [f"models.3.params.model={empty}"],
                                 f"models.3.params.model: {empty} holds no weights "
                                 "(model.safetensors or pytorch_model.bin); give a model directory"),
-        "hub id": (STANCE_CONFIG, ["models.1.params.model=someorg/somemodel"],
-                   "models.1.params.model: 'someorg/somemodel' looks like a hub id; nothing is downloaded at run "
+        "hub id": (STANCE_CONFIG, ["models.2.params.model=someorg/somemodel"],
+                   "models.2.params.model: 'someorg/somemodel' looks like a hub id; nothing is downloaded at run "
                    "time and it is not in the local Hugging Face cache; give a local model directory instead"),
         "cuda without gpu": (STANCE_CONFIG, ["device=cuda"],
                              "device: cuda was requested but no GPU is available; use device: auto or cpu"),
@@ -524,8 +524,8 @@ def test_bad_input_is_one_line_on_stderr_and_exit_status_2(case, tmp_path):
 def test_smoke_mode_shrinks_the_training_of_every_transformer_model():
     config = smoke(load_config(paths.CONFIGS / "stance_transformers.yaml"))
     params = {m.name: m.params for m in config.models}
-    assert params["tfidf_svm"] == {"C": 1.0, "class_weight": "balanced"}
-    assert params["embed_logreg"] == {"C": 10.0, "max_length": 64}
+    assert params["tfidf_svm"] == {"clf__C": 1.0, "clf__class_weight": "balanced"}
+    assert params["embed_logreg"] == {"clf__C": 10.0, "embed__max_length": 64}
     assert params["zeroshot_codebook"] == {"max_length": 64}
     assert params["setfit"] == {"num_iterations": 1, "epochs": 1, "batch_size": 16, "max_length": 64}
     assert params["finetune"]["max_steps"] == 2 and params["finetune"]["epochs"] == 1
