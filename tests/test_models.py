@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from experiments.errors import UserError
-from experiments.models import build_model, registered_names, resolve, settable_params
+from experiments.models import build_model, describe_models, registered_names, resolve, settable_params
 from experiments.models.multilabel import OneVsRestFrames
 
 TEXTS = [
@@ -175,3 +175,12 @@ def test_stratified_frames_baseline_draws_each_frame_independently():
     rarest_alone = ((P[:, 3] == 1) & (P[:, 0] == 0)).sum()
     assert rarest_alone > 20  # about 0.2 * 0.5 * 400 = 40 when independent; 0 when nested
     assert np.allclose(P.mean(axis=0), [0.5, 0.4, 0.3, 0.2], atol=0.08)
+
+
+def test_the_models_listing_gives_each_model_its_summary_and_settable_params_with_defaults():
+    lines = describe_models()
+    assert f"{'tfidf_cnb.v1':<24}The same features with complement naive Bayes, which copes well with skewed classes." in lines
+    listing = "\n".join(lines)
+    assert "clf__alpha=0.3" in listing and "features__word_ngrams=(1, 3)" in listing and "prior_weight='auto'" in listing
+    assert "random_state" not in listing and "device=" not in listing  # the run supplies these
+    assert [l.split()[0] for l in lines if not l.startswith(" ")] == [f"{n}.v1" for n in registered_names()]
