@@ -58,7 +58,6 @@ class Entry:
 
 
 REGISTRY: dict[str, Entry] = {}
-_VERSIONED = re.compile(r"^(?P<name>[a-z0-9_]+)\.v(?P<version>\d+)$")
 
 # Parameters the run supplies from the config key named here; a config's ``params`` cannot set them.
 CONTEXT = {"random_state": "seed", "seed": "seed", "device": "device", "precision": "precision",
