@@ -115,11 +115,11 @@ class Predictor:
             estimator, card = load_model(task_dir / name)
             chosen[task] = TaskModel(task, name, list(card["labels"]), estimator, card, selection)
         if not chosen:
-            saved = sorted({p.name for p in (run_dir / "models").glob("*/*") if p.is_dir()})
+            saved = sorted({p.name for p in (run_dir / rundir.MODELS).glob("*/*") if p.is_dir()})
             if model is not None:
                 raise UserError(f"{run_dir}: no saved model named {model!r}; saved: {', '.join(saved) or 'none'}")
             raise UserError(f"{run_dir}/models: no saved model for {' or '.join(tasks)}")
-        return cls(run_dir, chosen, Novelty.load(run_dir / "models") if similarity else None)
+        return cls(run_dir, chosen, Novelty.load(run_dir / rundir.MODELS) if similarity else None)
 
     def describe(self) -> dict[str, str]:
         return {task: m.name for task, m in self.models.items()}
