@@ -173,6 +173,13 @@ def test_the_codebook_prior_weight_must_be_a_share_or_auto(write_config):
                             "or a str among {'auto'}, got 2")
 
 
+def test_the_frozen_encoder_inside_a_pipeline_is_checked_when_the_config_loads(write_config):
+    path = write_config("encoder", "models: [{name: embed_logreg, params: {embed__max_length: 0}}]\n")
+    assert _error(path) == f"{path}: models.0.params.embed__max_length: must be an int in the range [1, inf), got 0"
+    path = write_config("backend", "models: [{name: embed_logreg, params: {embed__backend: tpu}}]\n")
+    assert _error(path).startswith(f"{path}: models.0.params.embed__backend: must be a str among ")
+
+
 def test_two_models_with_the_same_display_name_are_an_error(write_config):
     path = write_config("twice", "models: [{name: majority}, {name: majority}]\n")
     assert _error(path) == (

@@ -13,10 +13,12 @@ import hashlib
 import os
 import random
 from contextlib import contextmanager
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from experiments import paths
 from experiments.corpus import text_hash
@@ -259,6 +261,16 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     PyTorch under ``torch.inference_mode``. The disk cache is keyed by the
     backend too, so vectors of the two runtimes are never mixed.
     """
+
+    _parameter_constraints = {  # checked when a config loads (``embed__max_length: 0`` is a config error)
+        "model": [str, os.PathLike],
+        "device": [str],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_length": [Interval(Integral, 1, None, closed="left")],
+        "precision": [StrOptions({"auto", "fp32", "bf16"})],
+        "cache": ["boolean"],
+        "backend": [StrOptions(set(BACKENDS))],
+    }
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 16,
                  max_length: int = 256, precision: str = "auto", cache: bool = True, backend: str = "auto"):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from scipy.special import expit, softmax
@@ -25,13 +24,10 @@ def embed_logreg() -> Pipeline:
 
 # The parameters every encoder-based model shares, as scikit-learn checks them when a config loads.
 ENCODER_CONSTRAINTS = {
-    "model": [str, os.PathLike],
+    **{key: SentenceEmbedder._parameter_constraints[key]
+       for key in ("model", "max_length", "batch_size", "device", "precision")},
     "labels": ["array-like", None],
     "multilabel": ["boolean"],
-    "max_length": [Interval(Integral, 1, None, closed="left")],
-    "batch_size": [Interval(Integral, 1, None, closed="left")],
-    "device": [str],
-    "precision": [StrOptions({"auto", "fp32", "bf16"})],
 }
 # Cosine similarities lie in [-1, 1]; a softmax or sigmoid temperature must be positive.
 _PROTOTYPE_CONSTRAINTS = {
