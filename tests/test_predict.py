@@ -781,12 +781,20 @@ def test_labelling_new_text_reads_the_embedding_cache_but_adds_nothing_to_it(run
     monkeypatch.setenv("EXPERIMENTS_CACHE", str(tmp_path))
     monkeypatch.setattr(encoders, "_CACHES", {})
     labels = [label.name for label in codebook.stance.labels]
+    frame_labels = [label.name for label in codebook.frames.labels]
     zeroshot = build_model("zeroshot_codebook", task="stance", seed=0, labels=labels, device="cpu").fit(TEXTS)
+    frames = build_model("zeroshot_codebook", task="frames", seed=0, labels=frame_labels, device="cpu").fit(TEXTS)
     [cache_file] = (tmp_path / "embeddings").glob("*.npz")  # the codebook's prototypes, cached by fit
     before = cache_file.read_bytes()
-    predictor = Predictor(run_dir, {"stance": TaskModel("stance", "zeroshot_codebook", labels, zeroshot, {})})
-    rows = predictor.predict([f"{t} Archive row {i}." for i, t in enumerate(TEXTS)])
+    predictor = Predictor(run_dir, {"stance": TaskModel("stance", "zeroshot_codebook", labels, zeroshot, {}),
+                                    "frames": TaskModel("frames", "zeroshot_codebook", frame_labels, frames, {})})
+    encoded: list[str] = []
+    encode = encoders.SentenceEmbedder.encode
+    monkeypatch.setattr(encoders.SentenceEmbedder, "encode", lambda self, texts: encoded.extend(texts) or encode(self, texts))
+    new = [f"{t} Archive row {i}." for i, t in enumerate(TEXTS)]
+    rows = predictor.predict(new)
     assert [row["stance"] in labels for row in rows] == [True] * len(TEXTS)
     assert cache_file.read_bytes() == before
+    assert sorted(encoded) == sorted(new)  # both tasks' models, and novelty off: each text embedded once
     zeroshot.predict_proba(TEXTS)  # outside predict, what a model embeds is cached as before
     assert cache_file.read_bytes() != before

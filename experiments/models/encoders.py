@@ -172,7 +172,7 @@ class EmbeddingCache:
 
 _ENCODERS: dict[tuple, object] = {}
 _CACHES: dict[str, EmbeddingCache] = {}
-_CACHE_WRITES = [True]
+_SCRATCH: list[dict] = []  # one per open ``read_only_embeddings`` block
 
 
 @contextmanager
@@ -181,13 +181,15 @@ def read_only_embeddings():
 
     Training reuses vectors across folds and runs; labelling an archive sees
     each text once, and adding it would grow the cache file (rewritten whole
-    on every addition) and the process's memory with every paragraph.
+    on every addition) and the process's memory with every paragraph. What is
+    encoded inside the block is kept until the block ends, so the stance and
+    frames models of one chunk embed each text once between them.
     """
-    _CACHE_WRITES.append(False)
+    _SCRATCH.append({})
     try:
         yield
     finally:
-        _CACHE_WRITES.pop()
+        _SCRATCH.pop()
 
 
 def load_sentence_encoder(model: str, device: str, max_length: int):
@@ -319,12 +321,17 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         cache = self._cache()
         keys = [text_hash(t) for t in texts]
         found = cache.get_many(keys) if cache else {}
+        scratch = _SCRATCH[-1].setdefault(cache.path, {}) if cache and _SCRATCH else None
+        if scratch:
+            found.update({k: scratch[k] for k in keys if k in scratch})
         missing = sorted({k: t for k, t in zip(keys, texts) if k not in found}.items())
         if missing:
             vectors = self.encode([t for _, t in missing])
             new = {k: v for (k, _), v in zip(missing, vectors)}
             found.update(new)
-            if cache and _CACHE_WRITES[-1]:
+            if scratch is not None:
+                scratch.update(new)
+            elif cache:
                 cache.add(new)
         return np.stack([found[k] for k in keys])
 
