@@ -34,7 +34,7 @@ models:
   - name: majority
   - name: tfidf_logreg
     label: logreg small
-    params: {{C: 10.0, word_ngrams: [1, 1], char_ngrams: [3, 3]}}
+    params: {{clf__C: 10.0, features__word_ngrams: [1, 1], features__char_ngrams: [3, 3]}}
 """
 MODELS = ["majority", "logreg small"]
 RUN_FILES = ["config.yaml", "meta.json", "metrics.json", "predictions.jsonl", "texts.jsonl", "top_features.json"]
