@@ -86,6 +86,17 @@ class Predictor:
         self.novelty = novelty
         versions = {m.card.get("codebook_version") for m in models.values()}
         self.codebook_version = versions.pop() if len(versions) == 1 else ",".join(sorted(map(str, versions)))
+        self._features = {task: _feature_digest(m.estimator) for task, m in models.items()}
+
+    def _final_step(self, m: TaskModel, texts: list[str], matrices: dict) -> tuple:
+        """The estimator that decides, and its input: a pipeline's feature steps run once per chunk for all
+        tasks whose fitted features are identical (the stance and frames TF-IDF models fit the same vocabulary)."""
+        digest = self._features.get(m.task)
+        if digest is None:
+            return m.estimator, texts
+        if digest not in matrices:
+            matrices[digest] = m.estimator[:-1].transform(texts)
+        return m.estimator[-1], matrices[digest]
 
     @classmethod
     def from_run(cls, run_dir: str | Path, model: str | None = None, tasks: Iterable[str] = TASKS,
@@ -136,9 +147,11 @@ class Predictor:
         rows: list[dict] = [{} for _ in texts]
         if not texts:
             return rows
+        matrices: dict = {}
         if "stance" in self.models:
             m = self.models["stance"]
-            proba = np.asarray(m.estimator.predict_proba(texts), dtype=float)
+            decider, X = self._final_step(m, texts, matrices)
+            proba = np.asarray(decider.predict_proba(X), dtype=float)
             full = np.zeros((len(texts), len(m.labels)))
             classes = [int(c) for c in m.estimator.classes_]
             full[:, classes] = proba
@@ -149,12 +162,13 @@ class Predictor:
                 row["stance_confidence"] = round(float(conf), 4)
         if "frames" in self.models:
             m = self.models["frames"]
-            proba = np.asarray(m.estimator.predict_proba(texts), dtype=float)
+            decider, X = self._final_step(m, texts, matrices)
+            proba = np.asarray(decider.predict_proba(X), dtype=float)
             if m.calibration is not None:
                 proba = calibration.apply("frames", proba, m.calibration)
                 chosen = proba >= 0.5
             else:
-                chosen = np.asarray(m.estimator.predict(texts))
+                chosen = np.asarray(decider.predict(X))
             for row, p, on, conf in zip(rows, proba, chosen, calibration.confidence("frames", proba)):
                 row["frames"] = [label for label, flag in zip(m.labels, on) if flag]
                 row["frame_probs"] = {label: round(float(v), 4) for label, v in zip(m.labels, p)}
@@ -166,6 +180,17 @@ class Predictor:
                 row["train_similarity"] = round(float(sim), 4)
                 row["unfamiliar"] = bool(self.novelty.threshold is not None and sim < self.novelty.threshold)
         return rows
+
+
+def _feature_digest(estimator) -> str | None:
+    """A digest of a pipeline's fitted feature steps (everything before the final estimator), else None."""
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(estimator, Pipeline) or len(estimator.steps) < 2:
+        return None
+    import joblib
+
+    return joblib.hash(estimator[:-1])
 
 
 def predict_texts(texts: list[str], run_dir: str | Path, model: str | None = None) -> list[dict]:

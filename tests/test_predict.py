@@ -33,8 +33,6 @@ models:
   - name: majority
 """
 SAVED = ["majority", "tfidf_logreg"]
-NO_MODELS = ("no saved models; run the config with final_fit: true, "
-             "e.g. `python -m experiments run configs/default.yaml --set final_fit=true`")
 ROW_KEYS = ["doc_id", "paragraph_id", "hash", "text", "stance", "stance_probs", "stance_confidence", "frames",
             "frame_probs", "frames_confidence", "confidence", "train_similarity", "unfamiliar",
             "codebook_version", "run", "models"]
@@ -52,6 +50,12 @@ DOCUMENT = (
     "\n"
     "Critics warned that sanctions hurt ordinary families.\n"
 )
+
+
+def no_models(run: Path, whose: str = "the run", config: Path | None = None) -> str:
+    """What predict says of a run (or a config's folder of runs) whose saved models are gone."""
+    return (f"{run}: no saved models, although {whose} set final_fit: true (models/ is gone); "
+            f"run it again: python -m experiments run {config or run / 'config.yaml'}")
 
 
 def quiet(*_args):
@@ -169,13 +173,14 @@ def test_a_run_without_saved_models_says_to_run_with_final_fit(run_dir, tmp_path
     shutil.copytree(run_dir, bare, ignore=shutil.ignore_patterns("models"))
     with pytest.raises(UserError) as excinfo:
         Predictor.from_run(bare)
-    assert str(excinfo.value) == f"{bare}: {NO_MODELS}"
+    assert str(excinfo.value) == no_models(bare)
     with pytest.raises(UserError) as excinfo:
         Predictor.from_run(bare.parent)
-    assert str(excinfo.value) == f"{bare.parent}: {NO_MODELS}"
+    assert str(excinfo.value) == no_models(bare.parent, "its runs", bare / "config.yaml")
     with pytest.raises(UserError) as excinfo:
         Predictor.from_run(tmp_path / "nowhere")
-    assert str(excinfo.value) == f"{tmp_path / 'nowhere'}: no such run directory"
+    assert str(excinfo.value) == (f"{tmp_path / 'nowhere'}: not a run directory (folder not found); "
+                                  "pass a directory printed by `run`")
 
 
 def best_in_metrics(run_dir: Path, task: str, metric: str) -> set[str]:
@@ -448,7 +453,7 @@ def bad_inputs(tmp_path: Path, run_dir: Path):
         "empty document": (
             [str(run_dir), str(empty_doc)], f"{empty_doc}: the document is empty; add its text or remove the file"),
         "empty table": ([str(run_dir), str(empty_table)], f"{empty_table}: the table has no rows"),
-        "run without models": ([str(bare_run), str(good)], f"{bare_run}: {NO_MODELS}"),
+        "run without models": ([str(bare_run), str(good)], no_models(bare_run)),
         "unknown model": (
             [str(run_dir), str(good), "--model", "bert"],
             f"{run_dir}: no saved model named 'bert'; saved: {', '.join(SAVED)}"),
@@ -798,3 +803,17 @@ def test_labelling_new_text_reads_the_embedding_cache_but_adds_nothing_to_it(run
     assert sorted(encoded) == sorted(new)  # both tasks' models, and novelty off: each text embedded once
     zeroshot.predict_proba(TEXTS)  # outside predict, what a model embeds is cached as before
     assert cache_file.read_bytes() != before
+
+
+def test_the_stance_and_frames_tfidf_models_compute_the_features_of_a_chunk_once(run_dir, monkeypatch):
+    from experiments.models.features import TfidfFeatures
+
+    predictor = Predictor.from_run(run_dir, model="tfidf_logreg", similarity=False)
+    alone = {task: Predictor(run_dir, {task: m}).predict(TEXTS) for task, m in predictor.models.items()}
+    calls = []
+    transform = TfidfFeatures.transform
+    monkeypatch.setattr(TfidfFeatures, "transform", lambda self, X: calls.append(len(X)) or transform(self, X))
+    rows = predictor.predict(TEXTS)
+    assert calls == [len(TEXTS)]
+    assert [r["stance_probs"] for r in rows] == [r["stance_probs"] for r in alone["stance"]]
+    assert [r["frame_probs"] for r in rows] == [r["frame_probs"] for r in alone["frames"]]

@@ -25,7 +25,7 @@ from experiments.distributed import MANIFEST, RAY_LOG, plan_shards, predict_ray
 from experiments.errors import UserError
 from experiments.inputs import open_inputs
 from experiments.predict import Predictor, csv_header, predict_files
-from test_predict import DOCUMENT, NO_MODELS, TEXTS, run_dir, trained  # noqa: F401 (module fixtures)
+from test_predict import DOCUMENT, TEXTS, no_models, run_dir, trained  # noqa: F401 (module fixtures)
 
 ROWS = 3_000
 SHARD_ROWS, BATCH = 500, 100  # 6 shards of 5 model calls each
@@ -363,7 +363,7 @@ def test_bad_input_or_output_exits_2_with_one_line_before_ray_starts(run_dir, tm
 
         bare = tmp_path / "bare_run"
         shutil.copytree(run_dir, bare, ignore=shutil.ignore_patterns("models"))
-        run, message = bare, f"{bare}: {NO_MODELS}"
+        run, message = bare, no_models(bare)
     else:
         run = run_dir
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
