@@ -29,7 +29,7 @@ from experiments.data import load_dataset, task_data
 from experiments.evaluate import degenerate_labels, evaluate_task, fit_model, task_metrics
 from experiments.io import dumps
 from experiments.errors import UserError
-from experiments.models import factory_parameters, resolve
+from experiments.models import default_params, resolve
 from experiments.models.encoders import resolve_device, resolve_model_dir
 from experiments.models.persist import save_model
 
@@ -209,23 +209,31 @@ def preflight(config: Config, codebook, where: str) -> None:
     if config.data.source == "gold":  # an imported dataset's labels are checked once it is loaded
         check_stance_subset(config, codebook.stance_labels, "the codebook", where)
     frames = codebook.generic_labels if config.frame_level == "generic" else codebook.frame_labels
-    accepted_by = [factory_parameters(spec.name) for spec in config.models]
-    if any("device" in accepted for accepted in accepted_by):
+    # Every parameter by its set_params name, defaults overlaid with the config's: `model` and `device`
+    # may sit in a pipeline step (embed__model) as well as on the estimator itself.
+    settings = [{**default_params(spec.name), **spec.params} for spec in config.models]
+    if any(_leaf(key) == "device" for params in settings for key in params):
         try:
             resolve_device(config.device)
         except UserError as exc:
             raise UserError(f"{where}: {exc}") from None
-    for i, (spec, accepted) in enumerate(zip(config.models, accepted_by)):
-        key = f"{where}: models.{i}.params"
-        if "model" in accepted:
-            try:
-                resolve_model_dir(spec.params.get("model", accepted["model"].default))
-            except UserError as exc:
-                raise UserError(f"{key}.{exc}") from None
-        if isinstance(spec.params.get("threshold"), dict):
-            for label in spec.params["threshold"]:
-                if label not in frames:
-                    raise UserError(f"{key}.threshold.{label}: not a frame of the codebook ({', '.join(frames)})")
+    for i, params in enumerate(settings):
+        where_params = f"{where}: models.{i}.params"
+        for key, value in params.items():
+            if _leaf(key) == "model" and isinstance(value, (str, Path)):
+                try:
+                    resolve_model_dir(str(value))
+                except UserError as exc:  # "model: …" names the leaf; the config names the whole key
+                    raise UserError(f"{where_params}.{key}{str(exc).removeprefix('model')}") from None
+            if _leaf(key) == "threshold" and isinstance(value, dict):
+                for label in value:
+                    if label not in frames:
+                        raise UserError(f"{where_params}.{key}.{label}: not a frame of the codebook "
+                                        f"({', '.join(frames)})")
+
+
+def _leaf(key: str) -> str:
+    return key.rpartition("__")[2]
 
 
 def check_stance_subset(config: Config, labels: list[str], owner: str, where: str) -> None:

@@ -464,6 +464,9 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[str, list[str], str]]:
         "dir without weights": (STANCE_CONFIG, [f"models.3.params.model={empty}"],
                                 f"models.3.params.model: {empty} holds no weights "
                                 "(model.safetensors or pytorch_model.bin); give a model directory"),
+        "embedding pipeline's model dir": (STANCE_CONFIG, [f"models.1.params.embed__model={missing}"],
+                                           f"models.1.params.embed__model: directory {missing} does not exist; "
+                                           "give a local model directory or 'all-MiniLM-L6-v2'"),
         "hub id": (STANCE_CONFIG, ["models.2.params.model=someorg/somemodel"],
                    "models.2.params.model: 'someorg/somemodel' looks like a hub id; nothing is downloaded at run "
                    "time and it is not in the local Hugging Face cache; give a local model directory instead"),

@@ -117,13 +117,10 @@ def _deprecated(value: Any) -> bool:
     return isinstance(value, str) and value == "deprecated"
 
 
-def factory_parameters(name: str) -> dict[str, inspect.Parameter]:
-    """Each parameter of model ``name`` under its own name (``embed__model`` as ``model``), context included,
-    with its default: the shape ``run.preflight`` reads. New code should use ``settable_params``."""
-    out: dict[str, inspect.Parameter] = {}
-    for key, value in _params(resolve(name).make()).items():
-        out.setdefault(_leaf(key), inspect.Parameter(_leaf(key), inspect.Parameter.KEYWORD_ONLY, default=value))
-    return out
+def default_params(name: str) -> dict[str, Any]:
+    """Every parameter of model ``name`` by its ``set_params`` name (``embed__model``), context included,
+    with its default: what ``run.preflight`` checks against the machine before training."""
+    return _params(resolve(name).make())
 
 
 def describe_models() -> list[str]:
