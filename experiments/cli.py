@@ -22,12 +22,12 @@ def cmd_corpus(args: argparse.Namespace) -> None:
     if not args.stats:
         records = build_corpus(paths.SEEDS, paths.PARAGRAPHS)
         docs = len({r["doc_id"] for r in records})
-        print(f"{len(records)} paragraphs from {docs} documents -> {_rel(paths.PARAGRAPHS)}")
+        print(f"{len(records)} paragraphs from {docs} documents -> {paths.shown(paths.PARAGRAPHS)}")
     codebook = load_codebook()
     report = derive_gold(codebook, load_paragraphs())
     if not args.stats:
         write_gold(report)
-        print(f"gold labels -> {_rel(paths.GOLD)}")
+        print(f"gold labels -> {paths.shown(paths.GOLD)}")
     for line in report.lines():
         print(line)
     if args.stats:
@@ -40,10 +40,10 @@ def cmd_codebook(args: argparse.Namespace) -> None:
     if args.check:
         current = paths.CODEBOOK_MD.read_text(encoding="utf-8") if paths.CODEBOOK_MD.exists() else ""
         if current != render_markdown(load_codebook()):
-            raise UserError(f"{_rel(paths.CODEBOOK_MD)} is out of date with {_rel(paths.CODEBOOK)}; run `python -m experiments codebook`")
-        print(f"{_rel(paths.CODEBOOK_MD)} is up to date")
+            raise UserError(f"{paths.shown(paths.CODEBOOK_MD)} is out of date with {paths.shown(paths.CODEBOOK)}; run `python -m experiments codebook`")
+        print(f"{paths.shown(paths.CODEBOOK_MD)} is up to date")
         return
-    print(f"codebook -> {_rel(write_markdown())}")
+    print(f"codebook -> {paths.shown(write_markdown())}")
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -53,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     run_dir = run_experiment(args.config, args.set or (), results=Path(args.results),
                              progress=not args.no_progress and sys.stderr.isatty(), smoke_mode=args.smoke)
     summarise_run(run_dir)
-    print(_rel(run_dir))
+    print(paths.shown(run_dir))
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -61,7 +61,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
     for run_dir in args.run_dirs:
         for path in draw_plots(Path(run_dir)):
-            print(_rel(path))
+            print(paths.shown(path))
 
 
 def cmd_table(args: argparse.Namespace) -> None:
@@ -70,7 +70,7 @@ def cmd_table(args: argparse.Namespace) -> None:
 
     runs = [Path(r) for r in args.run_dirs] or latest_runs(Path(args.results), tuple(args.configs))
     if args.readme:
-        print(f"results table -> {_rel(update_readme(readme_results(runs)))}")
+        print(f"results table -> {paths.shown(update_readme(readme_results(runs)))}")
         return
     print(results_table(runs))
 
@@ -95,7 +95,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
         results = bench_scale(args.scale, run_dir=args.run, engines=args.engine or ["local", "ray"],
                               models=args.scale_model or ["tfidf_logreg", "embed_logreg"])
-        print(f"-> {_rel(save_results(results))}")
+        print(f"-> {paths.shown(save_results(results))}")
         return
     if args.active_learning:
         from experiments.activelearning import bench_active_learning
@@ -161,12 +161,12 @@ def cmd_predict(args: argparse.Namespace) -> None:
             if out is None:
                 raise
             kept = "shards are kept" if ray else "chunks are kept"
-            raise KeyboardInterrupt(f"interrupted; the finished {kept}, run the same command again to resume {_rel(out)}") from None
+            raise KeyboardInterrupt(f"interrupted; the finished {kept}, run the same command again to resume {paths.shown(out)}") from None
     if out is not None:
         resumed = f" (resumed after {summary.resumed_from})" if summary.resumed_from else ""
         models = ", ".join(f"{task}: {name}" for task, name in summary.models.items())
         shards = " (Parquet shards and _manifest.json)" if ray else ""
-        print(f"{summary.paragraphs} paragraphs{resumed} labelled by {_rel(summary.run_dir)} [{models}] -> {_rel(out)}{shards}",
+        print(f"{summary.paragraphs} paragraphs{resumed} labelled by {paths.shown(summary.run_dir)} [{models}] -> {paths.shown(out)}{shards}",
               file=sys.stderr)
     print(predict_report(summary, args.min_confidence, args.review_queue), file=sys.stderr)
 
@@ -206,7 +206,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     summary = export_gold(Path(args.out), load_codebook(), gold_path=Path(args.gold), split=args.split,
                           overwrite=args.force)
-    print("\n".join(summary.lines(_rel)))
+    print("\n".join(summary.lines(paths.shown)))
 
 
 def _agreement_inputs(args: argparse.Namespace):
@@ -245,7 +245,7 @@ def cmd_adjudicate(args: argparse.Namespace) -> None:
                                     annotations_dir=data.annotations)
     record_adjudication(codebook, paragraphs, args.paragraph, stance, frames, args.reason or "", args.adjudicator,
                         adjudications=data.adjudications)
-    print(f"recorded {args.paragraph}: {describe_labels(stance, frames)} -> {_rel(data.adjudications)}")
+    print(f"recorded {args.paragraph}: {describe_labels(stance, frames)} -> {paths.shown(data.adjudications)}")
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -269,7 +269,7 @@ def cmd_import(args: argparse.Namespace) -> None:
     )
     summary = import_table(Path(args.file), args.name, options, root=importer.IMPORTED, force=args.force)
     print(format_summary(summary))
-    print(f"-> {_rel(summary.path)}; use it in a config with `data: {{source: {summary.name}}}`")
+    print(f"-> {paths.shown(summary.path)}; use it in a config with `data: {{source: {summary.name}}}`")
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -287,14 +287,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     runs = [Path(r) for r in args.run_dirs] or latest_runs(Path(args.results), tuple(args.configs))
     html, markdown = write_report(runs, Path(args.out) if args.out else None)
-    print(f"report -> {_rel(html)} and {_rel(markdown)}")
-
-
-def _rel(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    print(f"report -> {paths.shown(html)} and {paths.shown(markdown)}")
 
 
 ARGUMENT_STYLE = """\

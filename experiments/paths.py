@@ -59,3 +59,11 @@ def cache_dir() -> Path:
     Read on every call, so a test (or a user) can point it elsewhere after import.
     """
     return Path(os.environ.get("EXPERIMENTS_CACHE", ROOT / ".cache"))
+
+
+def shown(path: Path | str) -> str:
+    """A path as a user would type it: relative to the working directory when it is under it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -134,15 +134,15 @@ def relative(path: Path, where: Path) -> str:
     return Path(os.path.relpath(Path(path).resolve(), Path(where).resolve())).as_posix()
 
 
-def _anchor(text: str, used: set[str]) -> str:
+def anchor(text: str, used: set[str]) -> str:
     """GitHub's heading anchor, so the Markdown twin's contents links work too."""
     base = re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
-    anchor, k = base, 0
-    while anchor in used:
+    name, k = base, 0
+    while name in used:
         k += 1
-        anchor = f"{base}-{k}"
-    used.add(anchor)
-    return anchor
+        name = f"{base}-{k}"
+    used.add(name)
+    return name
 
 
 def _plain(x) -> str:

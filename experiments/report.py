@@ -28,7 +28,7 @@ from experiments.analysis import (
 from experiments.io import write_text_atomic
 from experiments.plots import METRIC_NAMES, describe_protocol, metric_name, plot_caption, plot_files, plot_rank
 from experiments.render import (
-    Bullets, Compare, Contents, Details, Figures, Heading, Para, Span, Table, _anchor, code, muted, num, relative,
+    Bullets, Compare, Contents, Details, Figures, Heading, Para, Span, Table, anchor, code, muted, num, relative,
     render_html, render_markdown, strong, walk,
 )
 from experiments.rundir import Run, open_runs
@@ -88,7 +88,7 @@ def report_blocks(runs: list[Run], where: Path | None = None) -> list:
     used: set[str] = set()
     for b in walk(blocks):
         if isinstance(b, Heading):
-            b.anchor = _anchor(b.text, used)
+            b.anchor = anchor(b.text, used)
     return blocks
 
 

@@ -92,7 +92,7 @@ def latest_runs(results: Path = paths.RESULTS, configs: tuple[str, ...] | list[s
     for name in configs:
         if name not in have:
             shipped = paths.CONFIGS / f"{name}.yaml"
-            fixes = [f"run `python -m experiments run {_shown(shipped)}` to make one"] if shipped.is_file() else []
+            fixes = [f"run `python -m experiments run {paths.shown(shipped)}` to make one"] if shipped.is_file() else []
             fixes += [f"name one of the configs with runs: {', '.join(have)}"] if have else []
             raise UserError(f"{results}: no run of config `{name}`; "
                             + (", or ".join(fixes) or "run `python -m experiments run CONFIG` first"))
@@ -237,15 +237,15 @@ def run_with_models(path: Path | str) -> Path:
     config = open_run(run).config
     name = config.get("name") or path.name
     shipped = paths.CONFIGS / f"{name}.yaml"
-    config_file = _shown(shipped) if shipped.is_file() else _shown(run / CONFIG)
+    config_file = paths.shown(shipped) if shipped.is_file() else paths.shown(run / CONFIG)
     whose = "its runs" if run != path else "the run"
     if config.get("final_fit"):
         raise UserError(f"{path}: no saved models, although {whose} set final_fit: true ({MODELS}/ is gone); "
                         f"run it again: python -m experiments run {config_file}")
     results = run.parent.parent
-    saved = [_shown(results / c) for c in configs_with_runs(results)
+    saved = [paths.shown(results / c) for c in configs_with_runs(results)
              if any((d / MODELS).is_dir() for d in runs_of(results / c))]
-    savers = [_shown(f) for f in sorted(paths.CONFIGS.glob("*.yaml"))
+    savers = [paths.shown(f) for f in sorted(paths.CONFIGS.glob("*.yaml"))
               if isinstance(doc := _yaml(f), dict) and doc.get("final_fit") is True]
     elsewhere = (f", or use the runs of a config that saved them: {', '.join(saved)}" if saved else
                  f", or run a config that saves them: {', '.join(savers)}" if savers else "")
@@ -258,14 +258,6 @@ def _yaml(path: Path):
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
-
-
-def _shown(path: Path) -> str:
-    """A path as a user would type it: relative to the working directory when it is under it."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 # --------------------------------------------------------------------------- writing a new run
