@@ -7,6 +7,7 @@ Each verb parses its arguments and calls one importable function. A
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -542,4 +543,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print(exc.args[0] if exc.args else "interrupted; nothing was written for the unfinished step", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader stopped early (`... | head`): it has what it asked for. Point stdout at /dev/null so the
+        # interpreter's final flush cannot fail again, and end as quietly as other command-line tools.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return status or 0
