@@ -19,20 +19,8 @@ from experiments.errors import UserError
 from experiments.inputs import iter_paragraphs, open_inputs
 from experiments.plots import slug
 from experiments.predict import Predictor, csv_header, predict_files, predict_texts
-from experiments.run import run_experiment
 
-CONFIG = f"""\
-extends: {paths.CONFIGS / "base.yaml"}
-description: two cheap models on both tasks, saved for predict
-tasks: [stance, frames]
-protocol: {{name: kfold, folds: 2, repeats: 1}}
-metrics: {{bootstrap: 100}}
-final_fit: true
-models:
-  - name: tfidf_logreg
-  - name: majority
-"""
-SAVED = ["majority", "tfidf_logreg"]
+SAVED = ["majority", "tfidf_logreg"]  # the models of the conftest run_dir, saved by final_fit
 ROW_KEYS = ["doc_id", "paragraph_id", "hash", "text", "stance", "stance_probs", "stance_confidence", "frames",
             "frame_probs", "frames_confidence", "confidence", "train_similarity", "unfamiliar",
             "codebook_version", "run", "models"]
@@ -58,34 +46,9 @@ def no_models(run: Path, whose: str = "the run", config: Path | None = None) -> 
             f"run it again: python -m experiments run {config or run / 'config.yaml'}")
 
 
-def quiet(*_args):
-    pass
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """(results folder of the config, the run directory with saved models); trained once for the module."""
-    tmp = tmp_path_factory.mktemp("predict")
-    config = tmp / "predict_tiny.yaml"
-    config.write_text(CONFIG, encoding="utf-8")
-    results = tmp / "results"
-    run_dir = run_experiment(config, results=results, progress=False, log=quiet)
-    return results / "predict_tiny", run_dir
-
-
-@pytest.fixture(scope="module")
-def run_dir(trained):
-    return trained[1]
-
-
 @pytest.fixture(scope="module")
 def predictor(run_dir):
     return Predictor.from_run(run_dir)
-
-
-@pytest.fixture(scope="module")
-def codebook():
-    return load_codebook()
 
 
 def write_table(path: Path, texts: list[str]) -> Path:
@@ -143,10 +106,9 @@ def test_predictions_do_not_depend_on_the_other_texts_in_the_batch(predictor):
     assert [predictor.predict([t])[0] for t in TEXTS] == together
 
 
-def test_a_config_results_folder_means_its_newest_run_with_saved_models(trained, tmp_path):
-    results_folder, run_dir = trained
-    assert Predictor.from_run(results_folder).run_dir == run_dir
-    folder = tmp_path / "predict_tiny"
+def test_a_config_results_folder_means_its_newest_run_with_saved_models(run_dir, tmp_path):
+    assert Predictor.from_run(run_dir.parent).run_dir == run_dir  # results/<config>/
+    folder = tmp_path / "tiny"
     shutil.copytree(run_dir, folder / "20000101-000000-aaaaaa")
     shutil.copytree(run_dir, folder / "20990101-000000-bbbbbb")
     shutil.copytree(run_dir, folder / "21000101-000000-cccccc", ignore=shutil.ignore_patterns("models"))  # no models
@@ -169,7 +131,7 @@ def test_an_unknown_model_name_lists_the_saved_models(run_dir):
 
 
 def test_a_run_without_saved_models_says_to_run_with_final_fit(run_dir, tmp_path):
-    bare = tmp_path / "predict_tiny" / run_dir.name
+    bare = tmp_path / "tiny" / run_dir.name
     shutil.copytree(run_dir, bare, ignore=shutil.ignore_patterns("models"))
     with pytest.raises(UserError) as excinfo:
         Predictor.from_run(bare)
@@ -598,7 +560,8 @@ def test_memory_is_flat_in_the_number_of_rows(peaks):
 
 
 def test_min_confidence_marks_rows_and_writes_a_queue_that_annotate_takes(run_dir, tmp_path):
-    from experiments.annotate import DataDir, start_session
+    from experiments.annotate import start_session
+    from experiments.paths import DataDir
 
     out = tmp_path / "labels.jsonl"
     queue = tmp_path / "queue.jsonl"

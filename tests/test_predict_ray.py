@@ -25,7 +25,7 @@ from experiments.distributed import MANIFEST, RAY_LOG, plan_shards, predict_ray
 from experiments.errors import UserError
 from experiments.inputs import open_inputs
 from experiments.predict import Predictor, csv_header, predict_files
-from test_predict import DOCUMENT, TEXTS, no_models, run_dir, trained  # noqa: F401 (module fixtures)
+from test_predict import DOCUMENT, TEXTS, no_models
 
 ROWS = 3_000
 SHARD_ROWS, BATCH = 500, 100  # 6 shards of 5 model calls each
