@@ -1,10 +1,10 @@
-"""``python -m experiments``: end to end through a real process, and one-line errors."""
+"""``python -m experiments``: the entry point, each verb end to end (in-process), and one-line errors."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,97 +15,93 @@ from experiments import paths
 from experiments.cli import main
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
-    return subprocess.run([sys.executable, "-m", "experiments", *args], cwd=paths.ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+@pytest.fixture
+def at_root(monkeypatch):
+    """Run as from the checkout, so that configs/... paths resolve as in the README."""
+    monkeypatch.chdir(paths.ROOT)
 
 
-def assert_one_line_error(done: subprocess.CompletedProcess, message: str) -> None:
-    assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr
-    assert done.stderr.splitlines() == [done.stderr.rstrip("\n")], done.stderr  # exactly one line
-    assert done.stderr.startswith("error: ")
-    assert done.stderr.rstrip("\n").startswith(f"error: {message}"), done.stderr
+def test_python_dash_m_experiments_starts_the_cli():
+    # The one test through a real process: it checks the `python -m experiments` entry point (__main__.py) itself.
+    # Every other test here calls cli.main in-process, which behaves the same and costs no interpreter start.
+    from importlib.metadata import version
+
+    done = subprocess.run([sys.executable, "-m", "experiments", "--version"], cwd=paths.ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0, f"python -m experiments {version('iran-intervention-experiments')}\n", "")
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    return results, cli("run", "configs/smoke.yaml", "--results", str(results), "--no-progress")
-
-
-def test_run_exits_zero_and_prints_the_run_directory_last(smoke_run):
-    results, done = smoke_run
-    assert done.returncode == 0, done.stderr
-    run_dir = Path(done.stdout.splitlines()[-1])
-    assert run_dir.parent == results / "smoke"
-    assert (run_dir / "metrics.json").is_file() and (run_dir / "summary.md").is_file()
-    meta = json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))
-    assert meta["command"] == f"python -m experiments run configs/smoke.yaml --results {results} --no-progress"
-
-
-def test_run_reports_the_data_then_the_best_model_per_task_then_the_run_directory(smoke_run):
-    done = smoke_run[1]
-    lines = done.stdout.splitlines()
+def test_run_reports_the_data_then_the_best_model_per_task_then_the_run_directory(at_root, tmp_path, capsys,
+                                                                                monkeypatch):
+    argv = ["run", "configs/smoke.yaml", "--results", str(tmp_path), "--no-progress"]
+    monkeypatch.setattr(sys, "argv", [str(paths.ROOT / "experiments" / "__main__.py"), *argv])  # as python -m sets it
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    lines = out.splitlines()
     assert re.fullmatch(r"smoke: \d+ paragraphs, data fingerprint [0-9a-f]{16}, protocol kfold", lines[-4])
     for line, task in zip(lines[-3:-1], ("stance", "frames")):
         assert re.fullmatch(rf"{task}: best model \w+ \(macro-F1 of calibrated decisions \d\.\d\d \[\d\.\d\d, \d\.\d\d\], n=\d+, k-fold\)", line)
-    assert "Traceback" not in done.stderr
+    run_dir = Path(lines[-1])
+    assert run_dir.parent == tmp_path / "smoke"
+    assert (run_dir / "metrics.json").is_file() and (run_dir / "summary.md").is_file()
+    meta = json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))
+    assert meta["command"] == f"python -m experiments run configs/smoke.yaml --results {tmp_path} --no-progress"
 
 
-def test_plot_redraws_a_run_and_lists_the_files(smoke_run):
-    run_dir = Path(smoke_run[1].stdout.splitlines()[-1])
-    done = cli("plot", str(run_dir))
-    assert done.returncode == 0, done.stderr
-    assert sorted(done.stdout.splitlines()) == sorted(str(p) for p in run_dir.glob("plots/*/*.png"))
+def test_plot_redraws_a_run_and_lists_the_files(run_dir, tmp_path, capsys):
+    copy = shutil.copytree(run_dir, tmp_path / run_dir.name)
+    assert main(["plot", str(copy)]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert sorted(listed) == sorted(str(p) for p in copy.glob("plots/*/*.png"))
     # 2 tasks x (2 confusion + per-label + comparison + calibration + coverage + label distribution)
-    assert len(done.stdout.splitlines()) == 2 * (2 + 5)
+    assert len(listed) == 2 * (2 + 5)
 
 
-def test_codebook_check_passes_on_the_committed_guide():
-    done = cli("codebook", "--check")
-    assert (done.returncode, done.stdout, done.stderr) == (0, "data/CODEBOOK.md is up to date\n", "")
+def test_codebook_check_passes_on_the_committed_guide(at_root, capsys):
+    assert main(["codebook", "--check"]) == 0
+    assert capsys.readouterr() == ("data/CODEBOOK.md is up to date\n", "")
 
 
-def test_a_missing_config_is_a_one_line_error():
-    assert_one_line_error(cli("run", "configs/nope.yaml", "--no-progress"),
-                          "configs/nope.yaml: config not found; the shipped configs are in configs/")
+def test_a_missing_config_is_a_one_line_error(at_root, cli_error):
+    assert cli_error(["run", "configs/nope.yaml", "--no-progress"]) == (
+        "configs/nope.yaml: config not found; the shipped configs are in configs/")
 
 
-def test_a_config_key_typo_is_a_one_line_error(tmp_path):
+def test_a_config_key_typo_is_a_one_line_error(tmp_path, cli_error):
     config = tmp_path / "typo.yaml"
     config.write_text(f"extends: {paths.CONFIGS / 'smoke.yaml'}\nprotocol: {{fold: 3}}\n", encoding="utf-8")
-    assert_one_line_error(cli("run", str(config), "--results", str(tmp_path), "--no-progress"),
-                          f"{config}: protocol.fold: unknown key; valid keys here: name, folds, ")
+    assert cli_error(["run", str(config), "--results", str(tmp_path), "--no-progress"]).startswith(
+        f"{config}: protocol.fold: unknown key; valid keys here: name, folds, ")
     assert [p.name for p in tmp_path.iterdir()] == ["typo.yaml"]
 
 
-def test_an_unregistered_model_is_a_one_line_error_listing_the_models(tmp_path):
-    done = cli("run", "configs/smoke.yaml", "--set", "models.0.name=nope", "--results", str(tmp_path), "--no-progress")
-    assert_one_line_error(done, "configs/smoke.yaml: models.0.name: unknown model 'nope'; registered models: codebook_logreg, embed_logreg, finetune, majority, ")
-    assert "tfidf_logreg" in done.stderr
+def test_an_unregistered_model_is_a_one_line_error_listing_the_models(at_root, tmp_path, cli_error):
+    message = cli_error(["run", "configs/smoke.yaml", "--set", "models.0.name=nope", "--results", str(tmp_path),
+                         "--no-progress"])
+    assert message.startswith("configs/smoke.yaml: models.0.name: unknown model 'nope'; registered models: "
+                              "codebook_logreg, embed_logreg, finetune, majority, ")
+    assert "tfidf_logreg" in message
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_bad_set_is_a_one_line_error(tmp_path):
-    assert_one_line_error(cli("run", "configs/smoke.yaml", "--set", "protocol.folds", "--results", str(tmp_path)),
-                          "--set 'protocol.folds': expected KEY=VALUE, e.g. --set seed=3")
+def test_a_bad_set_is_a_one_line_error(at_root, tmp_path, cli_error):
+    assert cli_error(["run", "configs/smoke.yaml", "--set", "protocol.folds", "--results", str(tmp_path)]) == (
+        "--set 'protocol.folds': expected KEY=VALUE, e.g. --set seed=3")
 
 
-def test_main_returns_2_and_prints_one_line_for_a_folder_that_is_not_a_run(tmp_path, capsys):
-    assert main(["plot", str(tmp_path)]) == 2
-    out, err = capsys.readouterr()
-    assert (out, err) == ("", f"error: {tmp_path}: not a run directory (no metrics.json); pass a directory printed by `run`\n")
+def test_main_returns_2_and_prints_one_line_for_a_folder_that_is_not_a_run(tmp_path, cli_error):
+    assert cli_error(["plot", str(tmp_path)]) == (
+        f"{tmp_path}: not a run directory (no metrics.json); pass a directory printed by `run`")
 
 
-def test_table_lists_every_model_of_a_run(smoke_run, capsys):
-    run_dir = smoke_run[1].stdout.splitlines()[-1]
-    assert main(["table", run_dir]) == 0
+def test_table_lists_every_model_of_a_run(run_dir, capsys):
+    assert main(["table", str(run_dir)]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert rows[0].startswith("| config | task | model | n | macro-F1 [95% CI] |")
     assert [row.split(" | ")[1:3] for row in rows[2:]] == [
-        ["stance", "majority"], ["stance", "tfidf_logreg"], ["frames", "majority"], ["frames", "tfidf_logreg"],
+        ["stance", "tfidf_logreg"], ["stance", "majority"], ["frames", "tfidf_logreg"], ["frames", "majority"],
     ]
 
 
