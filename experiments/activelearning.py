@@ -159,7 +159,7 @@ def load_rows(name: str, codebook, target: str | None = None, root: Path | None 
 
     Returns ``(pool, test, target, split description, codebook view, notes)``.
     """
-    dataset, info = importer.load_imported(name, root=importer.IMPORTED if root is None else root)
+    dataset, info = importer.load_imported(name, root=paths.IMPORTED if root is None else root)
     wanted = [c for c in ("id", "doc_id", "text", "stance", "frames", "target", "split") if c in dataset.column_names]
     columns = dataset.select_columns(wanted).to_dict()  # plain lists: indexing a Dataset row by row is slow
     n = len(columns["id"])

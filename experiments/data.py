@@ -55,7 +55,7 @@ def imported_source(name: str) -> tuple[datasets.Dataset, list[str], dict[str, l
     """A dataset made by ``python -m experiments import``, with its own label sets."""
     from experiments import importer
 
-    dataset, info = importer.load_imported(name, importer.IMPORTED)
+    dataset, info = importer.load_imported(name, paths.IMPORTED)
     labels = {"stance": list(info.get("stance_labels") or []), "frames": list(info.get("frame_labels") or [])}
     return dataset, [f"imported dataset {name!r} from {info['source']['file']} ({info['imported']})"], labels
 
@@ -130,7 +130,7 @@ def load_dataset(config: Config, codebook: Codebook) -> tuple[datasets.Dataset, 
     else:
         from experiments import importer
 
-        names = importer.imported_names(importer.IMPORTED)
+        names = importer.imported_names(paths.IMPORTED)
         if config.data.source not in names:
             available = [*sorted(DATA_SOURCES), *names]
             raise UserError(f"{config.where('data.source')}: unknown data source {config.data.source!r}; available: "
@@ -164,7 +164,7 @@ def load_dataset(config: Config, codebook: Codebook) -> tuple[datasets.Dataset, 
 def _check_auxiliary_names(config: Config) -> None:
     from experiments import importer
 
-    names = importer.imported_names(importer.IMPORTED)
+    names = importer.imported_names(paths.IMPORTED)
     for i, aux in enumerate(config.data.auxiliary):
         if aux.dataset not in names:
             raise UserError(f"{config.where(f'data.auxiliary.{i}.dataset')}: unknown imported dataset {aux.dataset!r}; available: "
@@ -209,7 +209,7 @@ def load_auxiliary(config: Config, labels: list[str], main_hashes: set[str],
     ids, texts, y, weights, notes, digests = [], [], [], [], [], []
     for i, aux in enumerate(config.data.auxiliary):
         key = config.where(f"data.auxiliary.{i}")  # errors name the config file; the note below does not
-        dataset, info = importer.load_imported(aux.dataset, importer.IMPORTED)
+        dataset, info = importer.load_imported(aux.dataset, paths.IMPORTED)
         own = list(info.get("stance_labels") or [])
         if not own:
             raise UserError(f"{key}.dataset: {aux.dataset!r} has no stance labels; auxiliary datasets add stance rows")

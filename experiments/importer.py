@@ -46,7 +46,7 @@ from experiments.corpus import normalize_whitespace, text_hash
 from experiments.errors import UserError
 from experiments.io import CsvTable, jsonl_records, locked, read_json_object, unreadable_parquet
 
-# paths.IMPORTED, as the root that `import`, data.py and activelearning.py pass (tests point it at tmp_path).
+# Only cli.py's `import` verb still reads this alias of paths.IMPORTED; it goes when that verb reads paths.IMPORTED.
 IMPORTED = paths.IMPORTED
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 SPLITS = ("train", "dev", "test")
@@ -496,7 +496,7 @@ def _label_info(rows: dict[str, list], options: ImportOptions) -> dict:
 # --- writing -----------------------------------------------------------------------------------------------------
 
 
-def import_table(path: Path, name: str, options: ImportOptions, root: Path = IMPORTED,
+def import_table(path: Path, name: str, options: ImportOptions, root: Path = paths.IMPORTED,
                  force: bool = False, codebook=None) -> ImportSummary:
     """Check the whole table, then write ``root/name/`` (``dataset.parquet`` and ``info.json``) in one step.
 
@@ -563,7 +563,7 @@ def import_table(path: Path, name: str, options: ImportOptions, root: Path = IMP
 # --- reading back ------------------------------------------------------------------------------------------------
 
 
-def imported_names(root: Path = IMPORTED) -> list[str]:
+def imported_names(root: Path = paths.IMPORTED) -> list[str]:
     """The names of the complete imported datasets under ``root``, sorted."""
     root = Path(root)
     if not root.is_dir():
@@ -574,7 +574,7 @@ def imported_names(root: Path = IMPORTED) -> list[str]:
     )
 
 
-def load_imported(name: str, root: Path = IMPORTED) -> tuple[datasets.Dataset, dict]:
+def load_imported(name: str, root: Path = paths.IMPORTED) -> tuple[datasets.Dataset, dict]:
     """The imported dataset ``name`` as a ``datasets.Dataset``, and its ``info.json``."""
     root = Path(root)
     names = imported_names(root)

@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
 
 import experiments.evaluate as evaluate
-from experiments import importer, paths
+from experiments import paths
 from experiments.annotations import derive_gold, load_paragraphs
 from experiments.config import Config, load_config
 from experiments.data import load_dataset, task_data
@@ -43,16 +43,15 @@ def gold(codebook):
 
 
 @pytest.fixture
-def semeval(tmp_path, monkeypatch, gold):
+def semeval(tmp_path, imported_root, gold):
     """``semeval2016`` imported under tmp_path with its raw labels; its last row repeats a gold paragraph."""
-    monkeypatch.setattr(importer, "IMPORTED", tmp_path / "imported")
     path = tmp_path / "semeval.tsv"
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, delimiter="\t")
         writer.writerow(["ID", "Target", "Tweet", "Stance"])
         writer.writerows([*TWEETS, ("401", "Atheism", gold[0]["text"], "NONE")])
     import_table(path, "semeval2016", ImportOptions(text_column="Tweet", stance_column="Stance",
-                                                    target_column="Target", id_column="ID"), root=importer.IMPORTED)
+                                                    target_column="Target", id_column="ID"), root=imported_root)
     return path
 
 

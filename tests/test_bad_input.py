@@ -251,13 +251,6 @@ def test_a_port_out_of_range_is_refused_before_anything_starts(port, tmp_path, c
 
 # --- 5. import: labels outside the codebook ---------------------------------------------------------------------------
 
-@pytest.fixture
-def imported_root(tmp_path, monkeypatch):
-    root = tmp_path / "imported"
-    monkeypatch.setattr(importer, "IMPORTED", root)
-    return root
-
-
 def write(path: Path, text: str | bytes) -> Path:
     path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text, encoding="utf-8", newline="")
     return path

@@ -72,7 +72,7 @@ def test_data_kinds_selects_headlines_or_body_paragraphs(codebook):
 
 
 def test_an_unknown_data_source_lists_the_registered_ones(codebook, monkeypatch):
-    monkeypatch.setattr("experiments.importer.IMPORTED", Path("/nonexistent"))
+    monkeypatch.setattr("experiments.paths.IMPORTED", Path("/nonexistent"))
     with pytest.raises(UserError) as excinfo:
         load_dataset(config(data={"source": "nowhere"}), codebook)
     assert str(excinfo.value) == (f"data.source: unknown data source 'nowhere'; available: {', '.join(sorted(DATA_SOURCES))} "

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from experiments import cli, importer, paths
+from experiments import cli, paths
 from experiments.io import read_jsonl
 
 TARGETS = ["Sanctions", "Military strikes", "Nuclear deal"]
@@ -15,8 +15,7 @@ PHRASES = {"FAVOR": "we must back this now", "AGAINST": "this would be a disaste
 
 
 @pytest.fixture
-def table(tmp_path, monkeypatch):
-    monkeypatch.setattr(importer, "IMPORTED", tmp_path / "imported")
+def table(tmp_path, imported_root):
     path = tmp_path / "stance.tsv"
     with open(path, "w", newline="", encoding="latin-1") as handle:
         writer = csv.writer(handle, delimiter="\t")

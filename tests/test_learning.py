@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from experiments.annotate import DataDir, Session, gold_notice, read_corpus, start_session
+from experiments.annotate import Session, gold_notice, read_corpus, start_session
 from experiments.annotations import derive_gold, quoted_spans
 from experiments.errors import UserError
 from experiments.learner import Learner, diverse_order, uncertainty
+from experiments.paths import DataDir
 from experiments.review import ReviewSession
 from test_annotate import HASH, IDS, label_current, lines, make_data, suggestion
 

@@ -267,14 +267,14 @@ RUN_ELSEWHERE = {"codebook.yaml", "stance_transformers.yaml", "frames_transforme
 def test_every_shipped_config_runs_in_smoke_mode(name, tmp_path, monkeypatch):
     for aux in load_config(paths.CONFIGS / name).data.auxiliary:
         # Auxiliary datasets are not shipped (their terms may forbid it): a tiny table in their layout stands in.
-        monkeypatch.setattr(importer, "IMPORTED", tmp_path / "imported")
+        monkeypatch.setattr(paths, "IMPORTED", tmp_path / "imported")
         table = tmp_path / f"{aux.dataset}.tsv"
         labels = list(aux.label_map) or ["favor", "against", "none"]
         table.write_text("ID\tTarget\tTweet\tStance\n" + "".join(
             f"{i}\tTopic\tA short post number {i} about the topic.\t{labels[i % len(labels)]}\n" for i in range(12)),
             encoding="utf-8")
         importer.import_table(table, aux.dataset, importer.ImportOptions(
-            text_column="Tweet", stance_column="Stance", target_column="Target", id_column="ID"), root=importer.IMPORTED)
+            text_column="Tweet", stance_column="Stance", target_column="Target", id_column="ID"), root=paths.IMPORTED)
     run_dir = run_experiment(paths.CONFIGS / name, results=tmp_path, progress=False, log=quiet, smoke_mode=True)
     summarise_run(run_dir)  # what `run` does next: every config's plots and summary are drawn too
     config = smoke(load_config(paths.CONFIGS / name))
