@@ -58,6 +58,8 @@ def quiet(*_args):
     pass
 
 
+# Not the session's trained run (conftest run_dir): one model of every family (transformers included) is saved here,
+# and the final models are captured in memory as the run fitted them.
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory):
     """A run with final_fit, and the final models as the run held them in memory before saving."""
@@ -173,6 +175,7 @@ def test_a_saved_model_loads_in_a_new_process(saved_run, tmp_path):
         "model, card = load_model(sys.argv[1])\n"
         "print(json.dumps(model.predict_proba(json.loads(sys.argv[2])).tolist()))\n"
     )
+    # A new interpreter, so that nothing the run left in memory (imports, caches, registered classes) can help.
     env = {**os.environ, "EXPERIMENTS_CACHE": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", script, str(run_dir / "models" / "frames" / "finetune"), json.dumps(NEW)],
                           cwd=paths.ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -54,6 +54,8 @@ def tiny(tmp_path_factory):
     return path
 
 
+# Not the session's trained run (conftest run_dir): these tests need two runs of one config to compare, two repeats,
+# and a labelled model whose display name ("logreg small") becomes file names; and training itself is what they check.
 @pytest.fixture(scope="module")
 def two_runs(tiny, tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
