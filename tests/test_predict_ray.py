@@ -280,7 +280,8 @@ def test_a_node_without_the_run_directory_is_named_in_one_line(ray_session, run_
     with pytest.raises(UserError) as excinfo:
         ray_label(run_dir=copy, names=[rows], out=tmp_path / "shards", num_workers=1)
     message = str(excinfo.value)
-    assert message.startswith(f"{copy}: no such run directory (on Ray node ") and "\n" not in message
+    assert message.startswith(f"{copy}: not a run directory (folder not found); pass a directory printed by `run` "
+                              "(on Ray node ") and "\n" not in message
     assert message.endswith(": every node needs the run directory at the same path)")
 
 
