@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -182,3 +183,20 @@ def test_every_command_in_the_readme_parses():
     for command in commands:
         argv = shlex.split(command, comments=True)
         parser.parse_args(argv)  # an argparse error exits and fails the test
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(run_dir, tmp_path):
+    """`predict RUN rows.jsonl | head -1`: a real pipe (hence a process) closed after one line, while predict
+    still has far more to write than the pipe holds."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"text": f"Air strikes hit a base near Isfahan, report {i}."}) + "\n"
+                            for i in range(3000)), encoding="utf-8")
+    command = [sys.executable, "-m", "experiments", "predict", str(run_dir), str(rows), "--no-similarity",
+               "--no-progress"]
+    process = subprocess.Popen(command, cwd=paths.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+    first = json.loads(process.stdout.readline())
+    process.stdout.close()  # what `head -1` does after its line
+    assert process.wait(timeout=300) == 0
+    assert process.stderr.read() == b""
+    assert first["text"] == "Air strikes hit a base near Isfahan, report 0."
