@@ -29,7 +29,7 @@ from experiments.data import load_dataset, task_data
 from experiments.evaluate import degenerate_labels, evaluate_task, fit_model, task_metrics
 from experiments.io import dumps
 from experiments.errors import UserError
-from experiments.models import default_params, resolve
+from experiments.models import default_params, leaf, resolve
 from experiments.models.encoders import resolve_device, resolve_model_dir
 from experiments.models.persist import save_model
 
@@ -212,7 +212,7 @@ def preflight(config: Config, codebook, where: str) -> None:
     # Every parameter by its set_params name, defaults overlaid with the config's: `model` and `device`
     # may sit in a pipeline step (embed__model) as well as on the estimator itself.
     settings = [{**default_params(spec.name), **spec.params} for spec in config.models]
-    if any(_leaf(key) == "device" for params in settings for key in params):
+    if any(leaf(key) == "device" for params in settings for key in params):
         try:
             resolve_device(config.device)
         except UserError as exc:
@@ -220,20 +220,16 @@ def preflight(config: Config, codebook, where: str) -> None:
     for i, params in enumerate(settings):
         where_params = f"{where}: models.{i}.params"
         for key, value in params.items():
-            if _leaf(key) == "model" and isinstance(value, (str, Path)):
+            if leaf(key) == "model" and isinstance(value, (str, Path)):
                 try:
                     resolve_model_dir(str(value))
                 except UserError as exc:  # "model: …" names the leaf; the config names the whole key
                     raise UserError(f"{where_params}.{key}{str(exc).removeprefix('model')}") from None
-            if _leaf(key) == "threshold" and isinstance(value, dict):
+            if leaf(key) == "threshold" and isinstance(value, dict):
                 for label in value:
                     if label not in frames:
                         raise UserError(f"{where_params}.{key}.{label}: not a frame of the codebook "
                                         f"({', '.join(frames)})")
-
-
-def _leaf(key: str) -> str:
-    return key.rpartition("__")[2]
 
 
 def check_stance_subset(config: Config, labels: list[str], owner: str, where: str) -> None:

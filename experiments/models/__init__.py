@@ -90,7 +90,8 @@ def resolve(name: str) -> Entry:
                     "(add .vN to pin a version)")
 
 
-def _leaf(key: str) -> str:
+def leaf(key: str) -> str:
+    """A parameter's own name without its pipeline step: ``embed__model`` -> ``model``."""
     return key.rpartition("__")[2]
 
 
@@ -109,7 +110,7 @@ def settable_params(name: str) -> dict[str, Any]:
     0.3
     """
     return {k: v for k, v in _params(resolve(name).make()).items()
-            if _leaf(k) not in CONTEXT and not isinstance(v, BaseEstimator) and not _deprecated(v)}
+            if leaf(k) not in CONTEXT and not isinstance(v, BaseEstimator) and not _deprecated(v)}
 
 
 def _deprecated(value: Any) -> bool:
@@ -156,12 +157,12 @@ def _configured(entry: Entry, params: dict[str, Any], context: dict[str, Any], w
     for key in params:
         if key in settable:
             continue
-        if key in every and _leaf(key) in CONTEXT:
-            raise UserError(f"{where}.{key}: set by the run from the config's {CONTEXT[_leaf(key)]!r} key, not in params")
-        near = [k for k in settable if _leaf(k) == _leaf(key)]
+        if key in every and leaf(key) in CONTEXT:
+            raise UserError(f"{where}.{key}: set by the run from the config's {CONTEXT[leaf(key)]!r} key, not in params")
+        near = [k for k in settable if leaf(k) == leaf(key)]
         hint = f" (did you mean {' or '.join(near)}?)" if near else ""
         raise UserError(f"{where}.{key}: not a parameter of {entry.key}{hint}; valid: {', '.join(settable)}")
-    estimator.set_params(**{k: context[_leaf(k)] for k in every if _leaf(k) in CONTEXT})
+    estimator.set_params(**{k: context[leaf(k)] for k in every if leaf(k) in CONTEXT})
     estimator.set_params(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
     parts = estimator.steps if isinstance(estimator, Pipeline) else [(None, estimator)]
     for step, part in parts:
