@@ -250,7 +250,6 @@ def cmd_adjudicate(args: argparse.Namespace) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> None:
-    from experiments import importer
     from experiments.importer import ImportOptions, format_summary, import_table
 
     label_map = {}
@@ -268,7 +267,7 @@ def cmd_import(args: argparse.Namespace) -> None:
         id_column=args.id_column, encoding=args.encoding, delimiter=delimiter, label_map=label_map,
         stance_labels=split(args.stance_labels), frame_labels=split(args.frame_labels),
     )
-    summary = import_table(Path(args.file), args.name, options, root=importer.IMPORTED, force=args.force)
+    summary = import_table(Path(args.file), args.name, options, root=paths.IMPORTED, force=args.force)
     print(format_summary(summary))
     print(f"-> {paths.shown(summary.path)}; use it in a config with `data: {{source: {summary.name}}}`")
 

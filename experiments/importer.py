@@ -46,8 +46,6 @@ from experiments.corpus import normalize_whitespace, text_hash
 from experiments.errors import UserError
 from experiments.io import CsvTable, jsonl_records, locked, read_json_object, unreadable_parquet
 
-# Only cli.py's `import` verb still reads this alias of paths.IMPORTED; it goes when that verb reads paths.IMPORTED.
-IMPORTED = paths.IMPORTED
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 SPLITS = ("train", "dev", "test")
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")

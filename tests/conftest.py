@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import importer, paths
+from experiments import paths
 from experiments.codebook import load_codebook
 
 # The run directory records `git status`; keep git from refreshing the index of a
@@ -48,7 +48,6 @@ def imported_root(tmp_path, monkeypatch) -> Path:
     """Imported datasets go to (and are read from) ``tmp_path/imported`` instead of data/imported; not created yet."""
     root = tmp_path / "imported"
     monkeypatch.setattr(paths, "IMPORTED", root)
-    monkeypatch.setattr(importer, "IMPORTED", root)  # the `import` verb of cli.py still reads this alias
     return root
 
 
