@@ -64,7 +64,6 @@ def _once(items: list, key=lambda p: p["id"]) -> list:
     return out
 
 
-
 def per_document_scores(records: list[dict], task: str) -> dict[str, dict[str, tuple[int, float | None]]]:
     """Per model and document: (paragraphs, accuracy for stance or micro-F1 for frames), pooled over repeats.
 
@@ -116,7 +115,6 @@ def labels_by_document(records: list[dict], share: float = 0.75) -> list[tuple[s
         if total >= 2 and k / total >= share:
             out.append((label, doc, k, total))
     return sorted(out, key=lambda t: (-t[2] / t[3], t[0]))
-
 
 
 def differences(values: list, path: str = "") -> list[tuple[str, list]]:

@@ -150,7 +150,6 @@ def plot_rank(name: str, models: list[str]) -> tuple:
     return (9, 0, stem)
 
 
-
 def plot_caption(name: str, task: str, models: list[str]) -> str:
     """A caption for a plot file of ``plots/<task>/``; unknown files get a generic one.
 
@@ -190,7 +189,6 @@ def plot_caption(name: str, task: str, models: list[str]) -> str:
     return f"{task}: {stem.replace('_', ' ')} (a plot this report has no description for)."
 
 
-
 def plot_title(name: str, models: list[str]) -> str:
     """A short name for a plot file, for link texts.
 
@@ -209,10 +207,8 @@ def plot_title(name: str, models: list[str]) -> str:
     return stem.replace("_", " ")
 
 
-
 def plot_files(run_dir: Path, task: str, models: list[str]) -> list[Path]:
     return sorted((run_dir / "plots" / task).glob("*.png"), key=lambda p: plot_rank(p.name, models))
-
 
 
 # Tables the plots draw, computed from prediction records. -----------------------------------------

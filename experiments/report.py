@@ -67,7 +67,6 @@ def report_paths(first_run: Path, out: Path | None = None) -> tuple[Path, Path]:
     return html_path, html_path.with_suffix(".md")
 
 
-
 def report_blocks(runs: list[Run], where: Path | None = None) -> list:
     """The report's content, rendered to HTML and to Markdown alike; ``where`` is the report's folder
     (the first run directory by default): run directories are linked relative to it."""
@@ -92,7 +91,6 @@ def report_blocks(runs: list[Run], where: Path | None = None) -> list:
     return blocks
 
 
-
 def _shown_plots(blocks: list) -> set[Path]:
     """The plot files the blocks already show, so that every plot appears (and is embedded) once."""
     shown: set[Path] = set()
@@ -104,11 +102,9 @@ def _shown_plots(blocks: list) -> set[Path]:
     return shown
 
 
-
 def _title(runs: list[Run]) -> str:
     names = [r.label for r in runs]
     return "Run report: " + (" vs ".join(names) if len(names) <= 3 else f"{len(names)} runs")
-
 
 
 def _when(stamp: str | None) -> str:
@@ -123,11 +119,9 @@ def _when(stamp: str | None) -> str:
     return t.strftime("%Y-%m-%d %H:%M") + (" UTC" if t.tzinfo is not None else "")
 
 
-
 def _commit(meta: dict) -> str:
     git = meta.get("git") or {}
     return (git.get("commit") or "unknown")[:10] + (" + uncommitted changes" if git.get("dirty") else "")
-
 
 
 def _header(runs: list[Run], where: Path) -> list:
@@ -160,13 +154,11 @@ def _header(runs: list[Run], where: Path) -> list:
     return blocks
 
 
-
 def _join(items: list, sep: str) -> list:
     out: list = []
     for i, item in enumerate(items):
         out += [sep, item] if i else [item]
     return out
-
 
 
 def _data_warnings(runs: list[Run]) -> list:
@@ -182,7 +174,6 @@ def _data_warnings(runs: list[Run]) -> list:
         out.append(Para("The runs come from different commits (or one has uncommitted changes): code changes "
                         "between them may explain differences.", "note"))
     return out
-
 
 
 def _how_to_read(runs: list[Run]) -> list:
@@ -223,13 +214,11 @@ def _how_to_read(runs: list[Run]) -> list:
     return [Heading(2, "How to read this"), Bullets(items)]
 
 
-
 def _tasks(runs: list[Run]) -> list[str]:
     seen: list[str] = []
     for r in runs:
         seen += [t for t in r.metrics["tasks"] if t not in seen]
     return seen
-
 
 
 def _models(runs: list[Run], task: str) -> list[str]:
@@ -239,12 +228,10 @@ def _models(runs: list[Run], task: str) -> list[str]:
     return seen
 
 
-
 def _best(info: dict, models: list[str] | None = None) -> str | None:
     models = [m for m in (models if models is not None else info["models"]) if m in info["models"]]
     scored = [m for m in models if info["models"][m]["metrics"]["macro_f1"]["value"] is not None]
     return max(scored, key=lambda m: info["models"][m]["metrics"]["macro_f1"]["value"]) if scored else None
-
 
 
 def _short_protocol(r: Run) -> str:
@@ -297,7 +284,6 @@ def _side_by_side(runs: list[Run]) -> list:
     return blocks
 
 
-
 def _confidence(runs: list[Run]) -> list:
     """Which model labels new text and why, and how far its confidence can be trusted on new documents."""
     with_calibration = [r for r in runs if any(i.get("calibration") for i in r.metrics["tasks"].values())]
@@ -340,7 +326,6 @@ def _confidence(runs: list[Run]) -> list:
     return blocks
 
 
-
 def _paired(runs: list[Run]) -> list:
     blocks: list = [Heading(2, "Paired tests"),
                     Para(["Every pair of models of a run, compared on the same bootstrap resamples; the better model "
@@ -380,7 +365,6 @@ def _paired(runs: list[Run]) -> list:
     return blocks
 
 
-
 def _documents(r: Run) -> int:
     """How many documents the run predicted (or saved the text of)."""
     return len({p["doc_id"] for p in r.predictions}) or len(set(r.texts))
@@ -398,12 +382,10 @@ def _few_documents_note(r: Run) -> list:
                   "CIs and p-values as rough."], "note")]
 
 
-
 def _yaml_value(v) -> str:
     if isinstance(v, str):
         return v
     return json.dumps(v, ensure_ascii=False)
-
 
 
 def _configs(runs: list[Run]) -> list:
@@ -434,7 +416,6 @@ def _configs(runs: list[Run]) -> list:
                                  [[code(k), *(code(_yaml_value(v)) for v in vals)] for k, vals in diff],
                                  "l" + "l" * len(runs))]))
     return blocks
-
 
 
 def _curves(runs: list[Run]) -> list:
@@ -471,12 +452,10 @@ def _curves(runs: list[Run]) -> list:
     return blocks
 
 
-
 def _labels_text(x) -> str:
     if isinstance(x, list):
         return ", ".join(x) if x else "(no frame)"
     return str(x)
-
 
 
 def _errors(runs: list[Run]) -> list:
@@ -509,16 +488,13 @@ def _errors(runs: list[Run]) -> list:
     return blocks
 
 
-
 def _pct(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{x:.2f}"
-
 
 
 def _text_cell(r: Run, record: dict):
     text = r.texts.get(record["id"])
     return text if text is not None else muted("(text not saved in this run)")
-
 
 
 def _stance_mistakes(r: Run, chosen: list[dict]) -> list:
@@ -530,7 +506,6 @@ def _stance_mistakes(r: Run, chosen: list[dict]) -> list:
              _pct(probability(p, p["pred"])), _pct(probability(p, p["gold"]))] for i, p in enumerate(mistakes)]
     return [title, Table(["#", "paragraph · document", "text", "gold", "predicted", "p(predicted)", "p(gold)"],
                          rows, "rltllrr", kind="errors")]
-
 
 
 def _frame_mistakes(r: Run, chosen: list[dict], info: dict, model: str) -> list:
@@ -550,7 +525,6 @@ def _frame_mistakes(r: Run, chosen: list[dict], info: dict, model: str) -> list:
         blocks.append(Table(["#", "paragraph · document", "text", what, "p(frame)", "gold · predicted frames"],
                             rows, "rltlrw", kind="errors"))
     return blocks
-
 
 
 def _per_document(r: Run, task: str, records: list[dict], models: list[str]) -> tuple[list, list]:
@@ -582,7 +556,6 @@ def _per_document(r: Run, task: str, records: list[dict], models: list[str]) -> 
                            "k-fold CV can learn them from the same article’s other paragraphs; a new article will "
                            "not offer that, which is what leave-one-document-out shows."], "note"))
     return blocks, notes
-
 
 
 def _ngrams(runs: list[Run]) -> list:
@@ -631,7 +604,6 @@ def _ngrams(runs: list[Run]) -> list:
     return blocks
 
 
-
 def _per_label(runs: list[Run]) -> list:
     blocks: list = [Heading(2, "Per-label F1"),
                     Para("F1 [95% CI] per stance label or frame; n in the header is the number of test examples. "
@@ -664,15 +636,12 @@ def _per_label(runs: list[Run]) -> list:
     return blocks
 
 
-
 PER_MODEL_PLOTS = {"confusion_": "Confusion matrices", "calibration_": "Reliability diagrams"}
-
 
 
 def _per_model_prefix(name: str) -> str | None:
     """``confusion_`` for a per-model confusion matrix (and so on); None for a plot of all models."""
     return next((prefix for prefix in PER_MODEL_PLOTS if name.startswith(prefix)), None)
-
 
 
 def _plots_side_by_side(runs: list[Run], shown: set[Path]) -> list:
@@ -709,7 +678,6 @@ def _plots_side_by_side(runs: list[Run], shown: set[Path]) -> list:
             else:
                 blocks.append(Details(f"{PER_MODEL_PLOTS[prefix]}, one per model ({len(compares)})", compares))
     return blocks
-
 
 
 def write_report(run_dirs: list[Path], out: Path | None = None, images: str = "embed") -> tuple[Path, Path]:

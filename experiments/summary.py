@@ -35,12 +35,10 @@ def fmt(metric: dict) -> str:
     return f"{metric['value']:.2f}{ci}"
 
 
-
 def fmt_fold(metric: dict) -> str:
     if metric["mean"] is None:
         return "n/a"
     return f"{metric['mean']:.2f} ± {metric['std']:.2f}" if metric["std"] is not None else f"{metric['mean']:.2f}"
-
 
 
 def fmt_p(p: float, resamples: int) -> str:
@@ -56,7 +54,6 @@ def fmt_p(p: float, resamples: int) -> str:
     return f"= {p:.3f}" if p < 0.1 else f"= {p:.2f}"
 
 
-
 def f2(x: float) -> str:
     """Two decimals, without a negative zero.
 
@@ -64,7 +61,6 @@ def f2(x: float) -> str:
     ('0.00', '-0.02', '0.46')
     """
     return f"{x:.2f}".replace("-0.00", "0.00")
-
 
 
 def paired_sentence(pair: dict, subset: list[str] | None = None) -> str:
@@ -79,24 +75,20 @@ def paired_sentence(pair: dict, subset: list[str] | None = None) -> str:
             f"[{f2(low)}, {f2(high)}], p {fmt_p(pair['p'], pair['resamples'])}")
 
 
-
 def protocol_text(protocol: dict) -> str:
     b = protocol["bootstrap"]
     return (f"{describe_protocol(protocol)}; {int(b['confidence'] * 100)}% CIs from {b['resamples']} "
             f"{b['unit']}-level bootstrap resamples")
 
 
-
 def _significant(info: dict) -> list[dict]:
     return [p for p in info.get("paired", []) if p["p"] < SIGNIFICANCE]
-
 
 
 def fraction_header(point: dict) -> str:
     n_train = point["n_train"]
     n_train = f"{n_train:.0f}" if float(n_train).is_integer() else f"{n_train:.1f}"
     return f"{point['fraction']:.0%} (n={n_train})"
-
 
 
 def summary_markdown(run_dir: Path) -> str:
@@ -149,18 +141,15 @@ def summary_markdown(run_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-
 def accuracy_at(c: dict) -> dict[float, float]:
     """A calibration entry's coverage curve as {share kept: accuracy}."""
     return {p["coverage"]: p["accuracy"] for p in c.get("coverage", [])}
-
 
 
 def calibrated_cell(c: dict) -> str:
     """The calibrated macro-F1 of a calibration entry with its CI, or a dash for runs made before it existed."""
     found = c.get("calibrated_macro_f1")
     return fmt(found) if found and found.get("ci") else (f2(found["value"]) if found else "—")
-
 
 
 def _summary_selection(info: dict) -> list[str]:
@@ -180,7 +169,6 @@ def _summary_selection(info: dict) -> list[str]:
     return lines
 
 
-
 def _summary_paired(info: dict, subset: list[str] | None = None) -> list[str]:
     pairs = info.get("paired")
     if not pairs:
@@ -191,7 +179,6 @@ def _summary_paired(info: dict, subset: list[str] | None = None) -> list[str]:
     if significant:
         lines += ["", *(f"- {paired_sentence(p, subset)}" for p in significant)]
     return lines
-
 
 
 def _summary_curve(info: dict) -> list[str]:
@@ -205,7 +192,6 @@ def _summary_curve(info: dict) -> list[str]:
     for model, pts in curve.items():
         lines.append("| " + " | ".join([model, *(fmt(pt["macro_f1"]) for pt in pts)]) + " |")
     return lines
-
 
 
 def write_summary(run_dir: Path) -> Path:
@@ -245,7 +231,6 @@ def results_table(run_dirs: list[Path], root: Path = paths.ROOT) -> str:
     return "\n".join(lines)
 
 
-
 def headline_lines(run_dirs: list[Path], root: Path = paths.ROOT) -> list[str]:
     """The headline of each run, one line per task: the model chosen for new text (or, in a run that saves
     no models, the best by macro-F1) with its score, CI, n and protocol."""
@@ -262,7 +247,6 @@ def headline_lines(run_dirs: list[Path], root: Path = paths.ROOT) -> list[str]:
             lines.append(f"  {task}: best by macro-F1 {model} {fmt(result['metrics']['macro_f1'])} "
                          f"(n={result['n']}, {describe_protocol(metrics['protocol'], short=True)})")
     return lines
-
 
 
 def paired_table(run_dirs: list[Path]) -> str:
@@ -297,7 +281,6 @@ def paired_table(run_dirs: list[Path]) -> str:
     return "\n".join([*lines, "", *notes]) if len(lines) > 2 else ""
 
 
-
 def plot_images(run_dirs: list[Path], stem: str, alt: str, root: Path = paths.ROOT) -> str:
     """Markdown image links to the ``plots/<task>/<stem>.png`` of the runs that have one, stance first."""
     out = []
@@ -305,7 +288,6 @@ def plot_images(run_dirs: list[Path], stem: str, alt: str, root: Path = paths.RO
         for path in sorted(run_dir.glob(f"plots/*/{stem}.png"), key=lambda p: (p.parent.name != "stance", p)):
             out.append(f"![{path.parent.name} {alt}, {run_dir.parent.name}]({_shown(path, root)})")
     return "\n\n".join(out)
-
 
 
 def transfer_table(run_dirs: list[Path]) -> str:
@@ -334,7 +316,6 @@ def transfer_table(run_dirs: list[Path]) -> str:
     return "\n\n".join(tables)
 
 
-
 def selection_lines(run_dirs: list[Path]) -> str:
     """One line per run that saves models and task: the model chosen for new text and the number that chose it."""
     out = []
@@ -352,7 +333,6 @@ def selection_lines(run_dirs: list[Path]) -> str:
                          f"accuracy of its most confident half {at[0.5]:.2f} vs {at[1.0]:.2f} overall") if 0.5 in at else ""
                 out.append(f"- {metrics['config']}, {task}: `predict` uses **{describe_selection(chosen)}**{extra}.")
     return "\n".join(out)
-
 
 
 def readme_results(run_dirs: list[Path]) -> str:
@@ -376,7 +356,6 @@ def readme_results(run_dirs: list[Path]) -> str:
     if coverage:
         parts += ["**Coverage and accuracy** (confidence calibrated on other documents):", coverage]
     return "\n\n".join(parts)
-
 
 
 def update_readme(table: str, readme: Path = paths.ROOT / "README.md") -> Path:
