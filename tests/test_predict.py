@@ -307,6 +307,15 @@ class Calls:
         monkeypatch.setattr(Predictor, "predict", predict)
 
 
+def interrupted(run_dir, table: Path, out: Path, monkeypatch) -> Calls:
+    """Label ``table`` to ``out`` in chunks of 2 and stop during the third, as Ctrl-C would: 4 rows are saved."""
+    with monkeypatch.context() as patch:
+        calls = Calls(patch, fail_on=3)
+        with pytest.raises(KeyboardInterrupt):
+            label(run_dir, [table], out=out, chunk_size=2)
+    return calls
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_an_interrupted_run_resumes_after_the_last_finished_chunk(run_dir, tmp_path, monkeypatch, fmt):
     table = ten_rows(tmp_path)
@@ -315,11 +324,7 @@ def test_an_interrupted_run_resumes_after_the_last_finished_chunk(run_dir, tmp_p
     out = tmp_path / f"labels.{fmt}"
     partial, state = tmp_path / f".labels.{fmt}.partial", tmp_path / f".labels.{fmt}.partial.json"
 
-    with monkeypatch.context() as patch:
-        calls = Calls(patch, fail_on=3)
-        with pytest.raises(KeyboardInterrupt):
-            label(run_dir, [table], out=out, chunk_size=2)
-        assert calls.sizes == [2, 2, 2]
+    assert interrupted(run_dir, table, out, monkeypatch).sizes == [2, 2, 2]
     assert not out.exists()
     assert partial.is_file() and state.is_file()
     assert json.loads(state.read_text(encoding="utf-8"))["rows"] == 4
@@ -340,10 +345,7 @@ def test_a_chunk_written_after_the_last_saved_state_is_dropped_on_resume(run_dir
     reference = tmp_path / "reference.jsonl"
     label(run_dir, [table], out=reference, chunk_size=2)
     out = tmp_path / "labels.jsonl"
-    with monkeypatch.context() as patch:
-        Calls(patch, fail_on=3)
-        with pytest.raises(KeyboardInterrupt):
-            label(run_dir, [table], out=out, chunk_size=2)
+    interrupted(run_dir, table, out, monkeypatch)
     with open(tmp_path / ".labels.jsonl.partial", "ab") as handle:
         handle.write(b'{"doc_id": "rows", "paragraph_id": "rows:5", "te')  # cut off mid-row
     summary = label(run_dir, [table], out=out, chunk_size=2)
@@ -355,10 +357,7 @@ def test_a_chunk_written_after_the_last_saved_state_is_dropped_on_resume(run_dir
 def test_changed_inputs_start_over(run_dir, tmp_path, monkeypatch):
     table = ten_rows(tmp_path)
     out = tmp_path / "labels.jsonl"
-    with monkeypatch.context() as patch:
-        Calls(patch, fail_on=3)
-        with pytest.raises(KeyboardInterrupt):
-            label(run_dir, [table], out=out, chunk_size=2)
+    interrupted(run_dir, table, out, monkeypatch)
     assert leftovers(tmp_path) == [".labels.jsonl.partial", ".labels.jsonl.partial.json"]
     write_table(table, [f"Changed paragraph number {i}." for i in range(7)])
     reference = tmp_path / "reference.jsonl"
@@ -444,10 +443,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(run_dir, tmp_path, c
 def test_bad_input_does_not_touch_an_unfinished_output(run_dir, tmp_path, monkeypatch, capsys):
     table = ten_rows(tmp_path)
     out = tmp_path / "labels.jsonl"
-    with monkeypatch.context() as patch:
-        Calls(patch, fail_on=3)
-        with pytest.raises(KeyboardInterrupt):
-            label(run_dir, [table], out=out, chunk_size=2)
+    interrupted(run_dir, table, out, monkeypatch)
     before = {name: (tmp_path / name).read_bytes() for name in leftovers(tmp_path)}
     missing = tmp_path / "missing.txt"
     assert cli.main(["predict", str(run_dir), str(table), str(missing), "--out", str(out), "--no-progress"]) == 2
@@ -665,10 +661,7 @@ def test_an_interrupted_parquet_run_resumes_after_the_last_finished_chunk(run_di
     reference = tmp_path / "reference.parquet"
     label(run_dir, [table], out=reference, chunk_size=2)
     out = tmp_path / "labels.parquet"
-    with monkeypatch.context() as patch:
-        Calls(patch, fail_on=3)
-        with pytest.raises(KeyboardInterrupt):
-            label(run_dir, [table], out=out, chunk_size=2)
+    interrupted(run_dir, table, out, monkeypatch)
     assert not out.exists()
     assert leftovers(tmp_path) == [".labels.parquet.partial", ".labels.parquet.partial.json"]
     assert json.loads((tmp_path / ".labels.parquet.partial.json").read_text(encoding="utf-8"))["rows"] == 4
