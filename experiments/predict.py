@@ -51,16 +51,12 @@ def _best_model(run_dir: Path, task: str, available: list[str]) -> tuple[str, di
         info = metrics["tasks"].get(task, {})
         models = info.get("models", {})
         chosen = info.get("selection")
-        if not chosen or _dir_name(chosen["model"]) not in available:
+        if not chosen or rundir.slug(chosen["model"]) not in available:
             chosen = choose(task, models, metrics.get("protocol", {}),
-                            [name for name in models if _dir_name(name) in available])
+                            [name for name in models if rundir.slug(name) in available])
         if chosen:
-            return _dir_name(chosen["model"]), chosen
+            return rundir.slug(chosen["model"]), chosen
     return available[0], None
-
-
-def _dir_name(display: str) -> str:
-    return rundir.slug(display)
 
 
 @dataclass
@@ -118,9 +114,9 @@ class Predictor:
                 continue
             selection = None
             if model is not None:
-                if _dir_name(model) not in available:
+                if rundir.slug(model) not in available:
                     continue
-                name = _dir_name(model)
+                name = rundir.slug(model)
             else:
                 name, selection = _best_model(run_dir, task, available)
             estimator, card = load_model(task_dir / name)
